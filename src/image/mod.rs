@@ -1,0 +1,285 @@
+//! The one image model every source produces and every writer consumes.
+//!
+//! An [`Image`] is one platform's config plus its layers. It is immutable: its config
+//! blob is serialised and hashed once, when it is built, so every writer ships the very
+//! bytes that were hashed. This module knows manifests and media types; it does not know
+//! files, archives, engines or registries.
+
+pub mod config;
+pub mod platform;
+pub mod reference;
+
+pub use config::Config;
+pub use platform::Platform;
+pub use reference::Reference;
+
+use crate::digest::Digest;
+use crate::layer::{Compression, Layer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// OCI media types.
+pub mod media_type {
+    /// OCI image index.
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// OCI image manifest.
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// OCI image config.
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// Uncompressed OCI layer.
+    pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    /// gzip OCI layer.
+    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+}
+
+/// Everything an image is made of, before it is frozen into an [`Image`].
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    /// The platform the image runs on.
+    pub platform: Platform,
+    /// What the container runs.
+    pub config: Config,
+    /// Layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Creation time in seconds since the Unix epoch (from `SOURCE_DATE_EPOCH`).
+    pub created: u64,
+    /// What made the image, for `docker history` (e.g. `speck pack app`).
+    pub created_by: String,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A blob with its digest: the unit of content addressing.
+#[derive(Clone, Debug)]
+pub struct Blob {
+    /// The exact bytes.
+    pub bytes: Arc<[u8]>,
+    /// `sha256` of [`Self::bytes`].
+    pub digest: Digest,
+}
+
+impl Blob {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            digest: Digest::of(&bytes),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// One platform's image: config and layers, frozen.
+#[derive(Clone, Debug)]
+pub struct Image {
+    spec: ImageSpec,
+    config_blob: Blob,
+}
+
+/// A content descriptor as the OCI spec writes it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// What the blob is.
+    pub media_type: &'static str,
+    /// Its digest.
+    pub digest: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Annotations (for index entries: the ref name).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The platform (for index entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformJson>,
+}
+
+/// A platform as the OCI spec writes it in an index.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformJson {
+    architecture: String,
+    os: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+}
+
+impl From<&Platform> for PlatformJson {
+    fn from(p: &Platform) -> Self {
+        Self {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            variant: p.variant.clone(),
+        }
+    }
+}
+
+impl Descriptor {
+    /// Describes `bytes` as a blob of `media_type`.
+    pub fn of(media_type: &'static str, digest: Digest, size: u64) -> Self {
+        Self {
+            media_type,
+            digest: digest.to_string(),
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+}
+
+impl ImageSpec {
+    /// Freezes the spec: serialises and hashes the config once.
+    pub fn build(self) -> Image {
+        let config_blob = Blob::new(config_json(&self));
+        Image {
+            spec: self,
+            config_blob,
+        }
+    }
+}
+
+impl Image {
+    /// The platform the image runs on.
+    pub fn platform(&self) -> &Platform {
+        &self.spec.platform
+    }
+
+    /// What the container runs.
+    pub fn config(&self) -> &Config {
+        &self.spec.config
+    }
+
+    /// Layers, bottom first.
+    pub fn layers(&self) -> &[Layer] {
+        &self.spec.layers
+    }
+
+    /// The image configuration JSON, exactly as shipped. Its digest is the image ID.
+    pub fn config_blob(&self) -> &Blob {
+        &self.config_blob
+    }
+
+    /// The OCI manifest, exactly as shipped.
+    pub fn oci_manifest(&self) -> Blob {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Manifest<'a> {
+            schema_version: u32,
+            media_type: &'static str,
+            config: Descriptor,
+            layers: Vec<Descriptor>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            annotations: &'a BTreeMap<String, String>,
+        }
+        let layers = self
+            .layers()
+            .iter()
+            .map(|layer| {
+                let media_type = match layer.compression() {
+                    Compression::None => media_type::OCI_LAYER_TAR,
+                    Compression::Gzip => media_type::OCI_LAYER_GZIP,
+                };
+                Descriptor::of(media_type, layer.digest(), layer.blob().len() as u64)
+            })
+            .collect();
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: media_type::OCI_MANIFEST,
+            config: Descriptor::of(
+                media_type::OCI_CONFIG,
+                self.config_blob.digest,
+                self.config_blob.bytes.len() as u64,
+            ),
+            layers,
+            annotations: &self.spec.annotations,
+        };
+        Blob::new(serde_json::to_vec(&manifest).expect("a manifest always serialises"))
+    }
+}
+
+/// RFC 3339 UTC time for `seconds` after the Unix epoch.
+pub fn rfc3339(seconds: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The image configuration, keys in sorted order, as both OCI and Docker read it.
+fn config_json(spec: &ImageSpec) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct ConfigFile<'a> {
+        architecture: &'a str,
+        config: &'a Config,
+        created: String,
+        history: Vec<History<'a>>,
+        os: &'a str,
+        rootfs: RootFs,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        variant: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct History<'a> {
+        created: String,
+        created_by: &'a str,
+    }
+    #[derive(Serialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+        r#type: &'static str,
+    }
+    let file = ConfigFile {
+        architecture: &spec.platform.architecture,
+        config: &spec.config,
+        created: rfc3339(spec.created),
+        history: spec
+            .layers
+            .iter()
+            .map(|_| History {
+                created: rfc3339(spec.created),
+                created_by: &spec.created_by,
+            })
+            .collect(),
+        os: &spec.platform.os,
+        rootfs: RootFs {
+            diff_ids: spec.layers.iter().map(|l| l.diff_id().to_string()).collect(),
+            r#type: "layers",
+        },
+        variant: spec.platform.variant.as_deref(),
+    };
+    serde_json::to_vec(&file).expect("a config always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{Entry, LayerOptions, TarForm};
+
+    #[test]
+    fn config_lists_diff_ids_and_the_epoch_time() {
+        let layer = Layer::build(
+            &[Entry::file("t", 0o755, b"x".to_vec()).unwrap()],
+            &LayerOptions {
+                form: TarForm::Minimal,
+                mtime: 0,
+                compression: Compression::Gzip,
+            },
+        )
+        .unwrap();
+        let image = ImageSpec {
+            platform: Platform::linux("amd64"),
+            config: Config::default(),
+            layers: vec![layer.clone()],
+            created: 0,
+            created_by: "test".into(),
+            annotations: BTreeMap::new(),
+        }
+        .build();
+        let json = String::from_utf8(image.config_blob().bytes.to_vec()).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"architecture":"amd64","config":{{}},"created":"1970-01-01T00:00:00Z","history":[{{"created":"1970-01-01T00:00:00Z","created_by":"test"}}],"os":"linux","rootfs":{{"diff_ids":["{}"],"type":"layers"}}}}"#,
+                layer.diff_id()
+            )
+        );
+        let manifest = String::from_utf8(image.oci_manifest().bytes.to_vec()).unwrap();
+        assert!(manifest.contains(media_type::OCI_LAYER_GZIP), "{manifest}");
+    }
+}

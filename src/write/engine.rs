@@ -1,0 +1,150 @@
+//! Loading an image into a local engine, with no file left behind.
+//!
+//! Docker is reached through its Engine API (`DOCKER_HOST`, else the default socket);
+//! podman through its own `podman load`, which needs no service running.
+
+use crate::image::Reference;
+use futures_util::StreamExt as _;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+/// A local container engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The Docker daemon (`DOCKER_HOST` or /var/run/docker.sock).
+    Docker,
+    /// podman, through `podman load`.
+    Podman,
+}
+
+impl Engine {
+    /// The engine's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+}
+
+/// An image name an engine now knows, with the ID it gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The name as the engine lists it.
+    pub name: String,
+    /// The engine's image ID.
+    pub id: String,
+}
+
+/// An engine that could not be reached or refused the image.
+#[derive(Debug, thiserror::Error)]
+#[error("{engine}: {message}")]
+pub struct EngineError {
+    engine: &'static str,
+    message: String,
+}
+
+impl EngineError {
+    fn new(engine: Engine, message: impl Into<String>) -> Self {
+        Self {
+            engine: engine.name(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads a docker-archive into `engine` and returns each tag with the engine's image ID.
+pub fn load(engine: Engine, archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, EngineError> {
+    match engine {
+        Engine::Docker => load_docker(archive, tags),
+        Engine::Podman => load_podman(archive),
+    }
+}
+
+fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, EngineError> {
+    let fail = |message: String| EngineError::new(Engine::Docker, message);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |e: bollard::errors::Error| {
+            fail(format!(
+                "cannot reach the Docker engine at {host} ({e}); start dockerd, or set DOCKER_HOST to the engine to use"
+            ))
+        };
+        let docker = bollard::Docker::connect_with_defaults()
+            .map_err(unreachable)?
+            .negotiate_version()
+            .await
+            .map_err(unreachable)?;
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            platform: None,
+        };
+        let mut progress = docker.import_image(options, bollard::body_full(archive.into()), None);
+        while let Some(message) = progress.next().await {
+            message.map_err(|e| fail(format!("load was refused: {e}")))?;
+        }
+        let mut loaded = Vec::new();
+        for tag in tags {
+            let name = tag.familiar_tagged();
+            let inspect = docker
+                .inspect_image(&name)
+                .await
+                .map_err(|e| fail(format!("loaded, but cannot inspect {name}: {e}")))?;
+            loaded.push(Loaded {
+                name,
+                id: inspect.id.unwrap_or_default(),
+            });
+        }
+        Ok(loaded)
+    })
+}
+
+/// podman names what it loads itself (a short `RepoTags` name becomes `localhost/NAME`),
+/// so the names come from its own `Loaded image:` lines.
+fn load_podman(archive: Vec<u8>) -> Result<Vec<Loaded>, EngineError> {
+    let fail = |message: String| EngineError::new(Engine::Podman, message);
+    let output = run_podman(&["load"], Some(&archive)).map_err(fail)?;
+    let names = output.lines().filter_map(|line| line.strip_prefix("Loaded image: "));
+    names
+        .flat_map(|names| names.split(',').map(str::trim))
+        .map(|name| {
+            let id = run_podman(&["image", "inspect", "--format", "{{.Id}}", name], None)
+                .map_err(|e| fail(format!("loaded {name}, but cannot inspect it: {e}")))?;
+            Ok(Loaded {
+                name: name.to_owned(),
+                id: format!("sha256:{}", id.trim()),
+            })
+        })
+        .collect()
+}
+
+/// Runs podman with `stdin` fed in, returning its stdout or a message with its stderr.
+fn run_podman(args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+    let mut child = Command::new("podman")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run podman ({e}); install podman or use --load docker"))?;
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(bytes)
+            .map_err(|e| format!("podman closed its input early: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("podman did not finish: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "podman {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
