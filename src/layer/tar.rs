@@ -5,7 +5,8 @@
 //! exists. It owns header encoding and member order, and knows nothing about images.
 //!
 //! Two forms, both read back by docker, podman, skopeo, umoci and containerd:
-//! - [`TarForm::Minimal`]: V7 headers holding only non-zero fields, no directory entries
+//! - [`TarForm::Minimal`]: V7 headers with numbers in their shortest octal form and
+//!   nothing else but names and the type, no directory entries
 //!   that a file path already implies, no end marker and no padding after the last member.
 //! - [`TarForm::Conventional`]: what Go's `archive/tar` writes (ustar, every numeric field
 //!   zero-padded, a directory entry for every parent, the end marker), for readers that
@@ -21,8 +22,8 @@ const BLOCK: usize = 512;
 /// How much of the tar format to spell out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum TarForm {
-    /// The smallest tar every tested engine accepts: V7 headers with only non-zero fields,
-    /// no implied directory entries, no end marker, no trailing padding.
+    /// The smallest tar every tested engine accepts: V7 headers with shortest octal
+    /// numbers, no implied directory entries, no end marker, no trailing padding.
     #[default]
     Minimal,
     /// ustar as Go's archive/tar writes it: directory entries for every parent, every
@@ -275,7 +276,9 @@ fn split_ustar_name(name: &str) -> Option<(&str, &str)> {
         return None;
     }
     // The split must fall on a '/' that leaves at most 155 bytes before and 100 after.
-    let at = name[..=PREFIX.1.min(name.len() - 1)].rfind('/')?;
+    // Search bytes: a '/' is never inside a multi-byte UTF-8 character.
+    let window = &name.as_bytes()[..=PREFIX.1.min(name.len() - 1)];
+    let at = window.iter().rposition(|&b| b == b'/')?;
     let (prefix, rest) = (&name[..at], &name[at + 1..]);
     (!prefix.is_empty() && !rest.is_empty() && rest.len() <= NAME.1).then_some((prefix, rest))
 }
@@ -293,8 +296,8 @@ fn put_str(block: &mut [u8; BLOCK], (at, len): (usize, usize), value: &str) {
 fn put_octal(block: &mut [u8; BLOCK], (at, len): (usize, usize), value: u64, form: TarForm) {
     let value = if fits_octal(value, len) { value } else { 0 };
     let digits = match form {
-        // A zero field stays all NUL: readers parse an empty field as 0.
-        TarForm::Minimal if value == 0 => return,
+        // Shortest octal, "0" included: Go reads an empty field as 0 too, but the tar
+        // crate refuses one, and a fixed-size header gains nothing from the NUL.
         TarForm::Minimal => format!("{value:o}"),
         TarForm::Conventional => format!("{value:0width$o}", width = len - 1),
     };
@@ -326,7 +329,7 @@ mod tests {
         assert_eq!(&tar[..2], b"t\0");
         assert_eq!(&tar[100..104], b"755\0");
         assert_eq!(&tar[124..126], b"5\0");
-        assert_eq!(&tar[136..148], &[0u8; 12], "mtime 0 stays empty");
+        assert_eq!(&tar[136..148], b"0\0\0\0\0\0\0\0\0\0\0\0", "mtime 0 is a lone digit");
         assert_eq!(&tar[257..262], &[0u8; 5], "no ustar magic");
     }
 
@@ -379,6 +382,14 @@ mod tests {
         let record = format!("310 path={long}\n");
         assert_eq!(record.len(), 310);
         assert_eq!(&tar[512..512 + record.len()], record.as_bytes());
+    }
+
+    #[test]
+    fn ustar_split_respects_multibyte_names() {
+        let name = format!("{}/{}é/f", "d".repeat(150), "é".repeat(3));
+        let (prefix, rest) = split_ustar_name(&name).unwrap();
+        assert_eq!(format!("{prefix}/{rest}"), name);
+        assert!(prefix.len() <= 155 && rest.len() <= 100);
     }
 
     #[test]

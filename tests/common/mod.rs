@@ -1,0 +1,137 @@
+//! Helpers shared by the integration tests: running speck and the real engines, and the
+//! rule that an engine test skips with a reason on a machine without the engine but
+//! fails when `SPECK_REQUIRE_ENGINES=1`.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::borrow::BorrowMut;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The speck binary under test.
+pub fn speck() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_speck"))
+}
+
+/// Runs a command, panicking with its output if it fails to start.
+pub fn output(mut command: impl BorrowMut<Command>) -> Output {
+    let command = command.borrow_mut();
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(mut command: impl BorrowMut<Command>) -> String {
+    let command = command.borrow_mut();
+    let out = output(&mut *command);
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A shell command line.
+pub fn sh(script: &str) -> Command {
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(script);
+    command
+}
+
+/// Whether `SPECK_REQUIRE_ENGINES=1` asks for every engine to be present.
+pub fn engines_required() -> bool {
+    std::env::var("SPECK_REQUIRE_ENGINES").is_ok_and(|v| v == "1")
+}
+
+/// Returns whether `engine` can be used. When it cannot: fails the test under
+/// `SPECK_REQUIRE_ENGINES=1`, otherwise prints why it is skipped.
+pub fn engine(engine: &str) -> bool {
+    let probe = match engine {
+        "docker" => "docker info",
+        "podman" => "podman info",
+        "skopeo" => "skopeo --version",
+        "umoci" => "umoci --version && runc --version",
+        "ctr" => "ctr --address /var/run/docker/containerd/containerd.sock version",
+        "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
+        "setpriv" => "setpriv --version",
+        other => panic!("unknown engine {other}"),
+    };
+    let out = output(&mut sh(&format!("{probe} >/dev/null 2>&1")));
+    if out.status.success() {
+        return true;
+    }
+    let reason = format!("{engine} is not available here (`{probe}` failed); scripts/engines.sh up starts it");
+    assert!(!engines_required(), "SPECK_REQUIRE_ENGINES=1 but {reason}");
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+/// A name no other test (or test run) uses at the same time.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes an engine image by its exact name when dropped.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for command in &self.0 {
+            let _ = output(&mut sh(&format!("{command} >/dev/null 2>&1")));
+        }
+    }
+}
+
+/// containerd's `ctr` on dockerd's containerd, in a namespace of speck's tests.
+pub fn ctr(namespace: &str) -> String {
+    format!("ctr --address /var/run/docker/containerd/containerd.sock -n {namespace}")
+}
+
+/// A temporary working directory.
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// Writes an executable file.
+pub fn write_exe(path: &Path, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
+}
+
+/// Compiles a static C program (the stand-in for a user's static binary).
+pub fn static_c_program(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join(name);
+    ok(Command::new("gcc")
+        .args(["-static", "-Os", "-s", "-o"])
+        .arg(&exe)
+        .arg(&src));
+    exe
+}
+
+/// A static program that prints its uid, `$K`, its working directory and arguments.
+pub const REPORTER_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char cwd[256];
+    printf("uid=%d K=%s cwd=%s args=", (int)getuid(), getenv("K") ? getenv("K") : "", getcwd(cwd, sizeof cwd));
+    for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? "," : "", argv[i]);
+    printf("\n");
+    return 0;
+}
+"#;

@@ -1,0 +1,282 @@
+//! Every output format, in both tar forms, loaded AND run in the real tools: docker,
+//! podman, skopeo, umoci + runc, and containerd's ctr. Each test checks what the
+//! container printed and its exit status.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+const FORMS: [&str; 2] = ["minimal", "conventional"];
+
+/// Builds a hello image printing `message`, returns the output path.
+fn hello(dir: &Path, message: &str, format: &str, form: &str, tag: &str) -> PathBuf {
+    let out = dir.join(format!("{tag}-{format}-{form}").replace([':', '/', '+'], "_"));
+    ok(speck()
+        .args(["hello", message, "--format", format, "--tar", form, "-t", tag, "-o"])
+        .arg(&out));
+    out
+}
+
+/// The names an engine's `load` printed (`Loaded image: NAME` or `Loaded image(s): A,B`).
+fn loaded_names(load_output: &str) -> Vec<String> {
+    load_output
+        .lines()
+        .filter_map(|line| {
+            line.split_once(": ")
+                .filter(|(head, _)| head.starts_with("Loaded image"))
+        })
+        .flat_map(|(_, names)| names.split(',').map(|n| n.trim().to_owned()).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn docker_loads_and_runs_every_docker_format() {
+    if !engine("docker") {
+        return;
+    }
+    let dir = workdir();
+    for format in ["docker", "docker+oci"] {
+        for form in FORMS {
+            let tag = format!("{}:t", unique("speck-docker"));
+            let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+            let message = format!("docker {format} {form}\n");
+            let archive = hello(dir.path(), &message, format, form, &tag);
+            let loaded = ok(sh(&format!("docker load -i {}", archive.display())));
+            assert!(loaded.contains(&tag), "{loaded}");
+            let out = output(sh(&format!("docker run --rm --network=none {tag}")));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), message, "{format} {form}");
+            assert_eq!(out.status.code(), Some(0));
+        }
+    }
+}
+
+#[test]
+fn podman_loads_and_runs_docker_and_oci_archives() {
+    if !engine("podman") {
+        return;
+    }
+    let dir = workdir();
+    for format in ["docker", "docker+oci", "oci-archive"] {
+        for form in FORMS {
+            let tag = format!("{}:t", unique("speck-podman"));
+            let message = format!("podman {format} {form}\n");
+            let archive = hello(dir.path(), &message, format, form, &tag);
+            let names = loaded_names(&ok(sh(&format!("podman load -i {}", archive.display()))));
+            assert_eq!(names.len(), 1, "{names:?}");
+            let _cleanup = Cleanup(vec![format!("podman rmi -f {}", names[0])]);
+            let out = ok(sh(&format!("podman run --rm --network=none {}", names[0])));
+            assert_eq!(out, message, "{format} {form}");
+        }
+    }
+}
+
+#[test]
+fn skopeo_copies_and_inspects_every_format_with_matching_digests() {
+    if !engine("skopeo") {
+        return;
+    }
+    let dir = workdir();
+    for (format, transport) in [
+        ("docker", "docker-archive"),
+        ("docker+oci", "docker-archive"),
+        ("oci-archive", "oci-archive"),
+        ("oci", "oci"),
+    ] {
+        for form in FORMS {
+            let out = hello(dir.path(), "skopeo\n", format, form, "skopeo-test:v1");
+            let source = match transport {
+                "oci" => format!("oci:{}:v1", out.display()),
+                _ => format!("{transport}:{}", out.display()),
+            };
+            let copy = dir.path().join(format!("copy-{format}-{form}"));
+            // skopeo verifies every blob digest while copying.
+            ok(sh(&format!("skopeo copy {source} oci:{}:latest", copy.display())));
+            let inspect: serde_json::Value =
+                serde_json::from_str(&ok(sh(&format!("skopeo inspect {source}")))).unwrap();
+            assert_eq!(inspect["Architecture"], "amd64", "{format} {form}");
+            assert_eq!(inspect["Os"], "linux");
+            if transport == "oci" {
+                let index: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+                assert_eq!(
+                    inspect["Digest"], index["manifests"][0]["digest"],
+                    "skopeo sees our manifest digest"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn umoci_unpacks_the_oci_layout_and_runc_runs_it() {
+    if !engine("umoci") {
+        return;
+    }
+    let dir = workdir();
+    for form in FORMS {
+        let message = format!("umoci {form}\n");
+        let layout = hello(dir.path(), &message, "oci", form, "umoci-test:v1");
+        let bundle = dir.path().join(format!("bundle-{form}"));
+        ok(sh(&format!(
+            "umoci unpack --image {}:v1 {}",
+            layout.display(),
+            bundle.display()
+        )));
+        // umoci asks for a terminal; tests have none.
+        let config_path = bundle.join("config.json");
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let id = unique("speck-runc");
+        let _cleanup = Cleanup(vec![format!("runc delete -f {id}")]);
+        let out = ok(sh(&format!("cd {} && runc run {id}", bundle.display())));
+        assert_eq!(out, message, "{form}");
+    }
+}
+
+#[test]
+fn containerd_imports_and_runs_docker_and_oci_archives() {
+    if !engine("ctr") {
+        return;
+    }
+    let dir = workdir();
+    let ctr = ctr("speck-test");
+    for format in ["docker", "docker+oci", "oci-archive"] {
+        for form in FORMS {
+            let name = unique("speck-ctr");
+            let tag = format!("{name}:t");
+            let message = format!("ctr {format} {form}\n");
+            let archive = hello(dir.path(), &message, format, form, &tag);
+            let full = format!("docker.io/library/{tag}");
+            let _cleanup = Cleanup(vec![format!("{ctr} images rm {full}")]);
+            ok(sh(&format!("{ctr} images import {}", archive.display())));
+            let out = ok(sh(&format!("{ctr} run --rm {full} {name}")));
+            assert_eq!(out, message, "{format} {form}");
+        }
+    }
+}
+
+#[test]
+fn load_docker_puts_the_image_in_the_engine_with_its_config_digest_as_id() {
+    if !engine("docker") {
+        return;
+    }
+    let tag = format!("{}:t", unique("speck-load"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    let printed = ok(speck().args(["hello", "loaded\n", "--load", "docker", "-t", &tag]));
+    // Writing the same image to a file reports its image ID (the config digest).
+    let dir = workdir();
+    let written = output(
+        speck()
+            .args(["hello", "loaded\n", "-t", &tag, "-o"])
+            .arg(dir.path().join("a.tar")),
+    );
+    let report = String::from_utf8_lossy(&written.stderr);
+    let config_hex = report
+        .split("image ID sha256:")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([')', '\n'])
+        .to_owned();
+    assert_eq!(
+        printed.trim(),
+        format!("Loaded {tag} into docker (ID sha256:{config_hex})")
+    );
+    assert_eq!(ok(sh(&format!("docker run --rm --network=none {tag}"))), "loaded\n");
+}
+
+#[test]
+fn load_podman_puts_the_image_in_podman() {
+    if !engine("podman") {
+        return;
+    }
+    let tag = format!("{}:t", unique("speck-load"));
+    let printed = ok(speck().args(["hello", "podman loaded\n", "--load", "podman", "-t", &tag]));
+    let name = printed
+        .strip_prefix("Loaded ")
+        .and_then(|rest| rest.split(" into podman").next())
+        .unwrap_or_else(|| panic!("unexpected output {printed}"))
+        .to_owned();
+    let _cleanup = Cleanup(vec![format!("podman rmi -f {name}")]);
+    assert!(name.ends_with(&tag), "{name}");
+    assert_eq!(
+        ok(sh(&format!("podman run --rm --network=none {name}"))),
+        "podman loaded\n"
+    );
+}
+
+#[test]
+fn packed_static_program_runs_with_its_config_in_docker() {
+    if !engine("docker") || !engine("gcc-static") {
+        return;
+    }
+    let dir = workdir();
+    let program = static_c_program(dir.path(), "reporter", REPORTER_C);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/file"), "x").unwrap();
+    let tag = format!("{}:1", unique("speck-pack"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    let archive = dir.path().join("app.tar");
+    ok(speck()
+        .arg("pack")
+        .arg(&program)
+        .arg(format!("{}:/data", dir.path().join("data").display()))
+        .args([
+            "--env",
+            "K=V",
+            "--label",
+            "a=b",
+            "--user",
+            "65532",
+            "--workdir",
+            "/data",
+            "-t",
+            &tag,
+            "-o",
+        ])
+        .arg(&archive)
+        .args(["--", "one", "two"]));
+    ok(sh(&format!("docker load -i {}", archive.display())));
+    assert_eq!(
+        ok(sh(&format!("docker run --rm --network=none {tag}"))),
+        "uid=65532 K=V cwd=/data args=one,two\n"
+    );
+    assert_eq!(
+        ok(sh(&format!("docker run --rm --network=none {tag} three"))),
+        "uid=65532 K=V cwd=/data args=three\n",
+        "arguments replace Cmd"
+    );
+    let labels = ok(sh(&format!("docker inspect -f '{{{{json .Config.Labels}}}}' {tag}")));
+    assert_eq!(labels.trim(), r#"{"a":"b"}"#);
+    let entrypoint = ok(sh(&format!(
+        "docker inspect -f '{{{{json .Config.Entrypoint}}}}' {tag}"
+    )));
+    assert_eq!(entrypoint.trim(), r#"["/reporter"]"#);
+}
+
+#[test]
+fn packed_static_program_runs_from_every_format_in_podman() {
+    if !engine("podman") || !engine("gcc-static") {
+        return;
+    }
+    let dir = workdir();
+    let program = static_c_program(dir.path(), "reporter", REPORTER_C);
+    for format in ["docker", "oci-archive"] {
+        let out = dir.path().join(format!("app-{format}"));
+        let tag = format!("{}:1", unique("speck-pack"));
+        ok(speck()
+            .arg("pack")
+            .arg(&program)
+            .args(["--env", "K=podman", "--format", format, "-t", &tag, "-o"])
+            .arg(&out)
+            .args(["--", "x"]));
+        let names = loaded_names(&ok(sh(&format!("podman load -i {}", out.display()))));
+        let _cleanup = Cleanup(vec![format!("podman rmi -f {}", names[0])]);
+        assert_eq!(
+            ok(sh(&format!("podman run --rm --network=none {}", names[0]))),
+            "uid=0 K=podman cwd=/ args=x\n",
+            "{format}"
+        );
+    }
+}
