@@ -47,12 +47,12 @@ impl FromStr for Source {
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     /// The file is missing or unreadable.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The host path.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (part of the message, so not also a `source`).
+        cause: std::io::Error,
     },
     /// A device, socket or FIFO.
     #[error("{path} is a {kind}; speck packs regular files, directories and symlinks")]
@@ -127,10 +127,10 @@ pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
     Ok(gathered)
 }
 
-fn read_error(path: &Path, source: std::io::Error) -> CollectError {
+fn read_error(path: &Path, cause: std::io::Error) -> CollectError {
     CollectError::Read {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -67,10 +67,10 @@ pub struct Member<'a> {
 
 /// A failure to write an output, naming the destination.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {dest}: {source}")]
+#[error("cannot write {dest}: {cause}")]
 pub struct WriteError {
     dest: String,
-    source: std::io::Error,
+    cause: std::io::Error,
 }
 
 /// Where blobs live in both docker-archives and OCI layouts.
@@ -125,8 +125,8 @@ pub fn write(image: &Image, dest: &Path, options: &WriteOptions) -> Result<u64, 
             atomic::replace_file(dest, &bytes).map(|()| bytes.len() as u64)
         }
     };
-    result.map_err(|source| WriteError {
+    result.map_err(|cause| WriteError {
         dest: dest.display().to_string(),
-        source,
+        cause,
     })
 }
