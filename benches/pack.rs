@@ -1,1 +1,133 @@
-fn main() {}
+//! `cargo bench --bench pack`: time and bytes to turn a static binary into a
+//! docker-archive, speck against `docker build` (FROM scratch, COPY, ENTRYPOINT; the
+//! legacy builder) followed by `docker save`, on the same machine in the same run.
+//!
+//! Prints a table; asserts nothing. The goal it reports against: speck at least 100x
+//! faster end to end, and its archive smaller.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SPECK_RUNS: usize = 30;
+const DOCKER_RUNS: usize = 5;
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let program = static_program(dir.path());
+    let program_len = std::fs::metadata(&program).unwrap().len();
+    let speck = PathBuf::from(env!("CARGO_BIN_EXE_speck"));
+
+    let speck_out = dir.path().join("speck.tar");
+    let speck_time = median(SPECK_RUNS, || {
+        run(Command::new(&speck)
+            .arg("pack")
+            .arg(&program)
+            .args(["-t", "bench:speck", "-o"])
+            .arg(&speck_out))
+    });
+    let speck_bytes = std::fs::metadata(&speck_out).unwrap().len();
+
+    println!("speck pack benchmark: a {program_len}-byte static binary into a docker-archive");
+    println!(
+        "speck release binary: {} bytes",
+        std::fs::metadata(&speck).unwrap().len()
+    );
+    println!();
+    println!("| tool | median time | archive bytes | runs |");
+    println!("|---|---:|---:|---:|");
+    println!("| speck pack -o | {} | {speck_bytes} | {SPECK_RUNS} |", ms(speck_time));
+
+    match docker_build_and_save(dir.path(), &program) {
+        Some((docker_time, docker_bytes)) => {
+            println!(
+                "| docker build + docker save | {} | {docker_bytes} | {DOCKER_RUNS} |",
+                ms(docker_time)
+            );
+            println!();
+            println!(
+                "speck is {:.0}x faster (goal: >= 100x); its archive is {} bytes smaller ({:.1}% of docker's)",
+                docker_time.as_secs_f64() / speck_time.as_secs_f64(),
+                docker_bytes as i64 - speck_bytes as i64,
+                100.0 * speck_bytes as f64 / docker_bytes as f64
+            );
+        }
+        None => println!("| docker build + docker save | docker not available: run scripts/engines.sh up | | |"),
+    }
+}
+
+/// A static C program, as users ship: `gcc -static -Os -s`.
+fn static_program(dir: &Path) -> PathBuf {
+    let src = dir.join("app.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("app");
+    run(Command::new("gcc")
+        .args(["-static", "-Os", "-s", "-o"])
+        .arg(&exe)
+        .arg(&src));
+    exe
+}
+
+/// Median time of `DOCKER_RUNS` uncached builds, each followed by `docker save`.
+fn docker_build_and_save(dir: &Path, program: &Path) -> Option<(Duration, u64)> {
+    let available = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !available.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::copy(program, context.join("app")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n",
+    )
+    .unwrap();
+    let saved = dir.join("docker.tar");
+    let time = median(DOCKER_RUNS, || {
+        run(Command::new("docker")
+            .args(["build", "--no-cache", "-q", "-t", "speck-bench:docker"])
+            .arg(&context)
+            .env("DOCKER_BUILDKIT", "0"));
+        run(Command::new("docker")
+            .args(["save", "-o"])
+            .arg(&saved)
+            .arg("speck-bench:docker"));
+    });
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "speck-bench:docker"])
+        .output();
+    Some((time, std::fs::metadata(&saved).unwrap().len()))
+}
+
+fn median(runs: usize, mut job: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            job();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn run(command: &mut Command) {
+    let out = command.stdin(Stdio::null()).output().expect("command starts");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ms(time: Duration) -> String {
+    format!("{:.2} ms", time.as_secs_f64() * 1000.0)
+}
