@@ -103,8 +103,8 @@ pub struct Gathered {
 /// `COPY` do); links inside directories are kept as links. Files that share an inode
 /// become one file and hard links to it.
 pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
-    let mut gathered = Gathered::default();
-    let mut inodes = Inodes::default();
+    let mut top_level = Vec::new();
+    let mut gatherer = Gatherer::default();
     for source in sources {
         let host = source.host.as_path();
         let meta = std::fs::metadata(host).map_err(|e| read_error(host, e))?;
@@ -114,17 +114,18 @@ pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
         };
         let dest = image_path(&dest).map_err(|e| CollectError::from((host, e)))?;
         if meta.is_dir() {
-            walk_dir(host, &dest, &meta, &mut gathered.entries, &mut inodes)?;
+            gatherer.walk_dir(host, &dest, &meta)?;
         } else {
-            add_file(host, &dest, &meta, &mut gathered.entries, &mut inodes)?;
-            gathered.top_level.push(TopLevelFile {
+            gatherer.add_file(host, &dest, &meta)?;
+            top_level.push(TopLevelFile {
                 path: dest,
                 host: host.to_path_buf(),
             });
         }
     }
-    inodes.link(&mut gathered.entries);
-    Ok(gathered)
+    let Gatherer { mut entries, inodes } = gatherer;
+    inodes.link(&mut entries);
+    Ok(Gathered { entries, top_level })
 }
 
 fn read_error(path: &Path, cause: std::io::Error) -> CollectError {
@@ -157,63 +158,63 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
     meta.mode() & 0o7777
 }
 
-fn add_file(
-    host: &Path,
-    dest: &str,
-    meta: &std::fs::Metadata,
-    entries: &mut Vec<Entry>,
-    inodes: &mut Inodes,
-) -> Result<(), CollectError> {
-    let kind = meta.file_type();
-    let special = if kind.is_block_device() || kind.is_char_device() {
-        Some("device")
-    } else if kind.is_fifo() {
-        Some("FIFO")
-    } else if kind.is_socket() {
-        Some("socket")
-    } else {
-        None
-    };
-    if let Some(kind) = special {
-        return Err(CollectError::Special {
-            path: host.display().to_string(),
-            kind,
-        });
-    }
-    let bytes = std::fs::read(host).map_err(|e| read_error(host, e))?;
-    if meta.nlink() > 1 {
-        inodes.seen((meta.dev(), meta.ino()), dest);
-    }
-    entries.push(Entry::file(dest, mode_of(meta), bytes).map_err(|e| CollectError::from((host, e)))?);
-    Ok(())
+/// Entries read so far, and which of them share an inode.
+#[derive(Default)]
+struct Gatherer {
+    entries: Vec<Entry>,
+    inodes: Inodes,
 }
 
-fn walk_dir(
-    host: &Path,
-    dest: &str,
-    meta: &std::fs::Metadata,
-    entries: &mut Vec<Entry>,
-    inodes: &mut Inodes,
-) -> Result<(), CollectError> {
-    entries.push(Entry::dir(dest, mode_of(meta)).map_err(|e| CollectError::from((host, e)))?);
-    let listing = std::fs::read_dir(host).map_err(|e| read_error(host, e))?;
-    for child in listing {
-        let child = child.map_err(|e| read_error(host, e))?;
-        let child_host = child.path();
-        let child_dest = format!("{dest}/{}", utf8(&child_host, &child.file_name())?);
-        let child_meta = std::fs::symlink_metadata(&child_host).map_err(|e| read_error(&child_host, e))?;
-        if child_meta.is_symlink() {
-            let target = std::fs::read_link(&child_host).map_err(|e| read_error(&child_host, e))?;
-            let target = utf8(&child_host, target.as_os_str())?;
-            entries
-                .push(Entry::symlink(&child_dest, &target).map_err(|e| CollectError::from((child_host.as_path(), e)))?);
-        } else if child_meta.is_dir() {
-            walk_dir(&child_host, &child_dest, &child_meta, entries, inodes)?;
+impl Gatherer {
+    fn add_file(&mut self, host: &Path, dest: &str, meta: &std::fs::Metadata) -> Result<(), CollectError> {
+        let kind = meta.file_type();
+        let special = if kind.is_block_device() || kind.is_char_device() {
+            Some("device")
+        } else if kind.is_fifo() {
+            Some("FIFO")
+        } else if kind.is_socket() {
+            Some("socket")
         } else {
-            add_file(&child_host, &child_dest, &child_meta, entries, inodes)?;
+            None
+        };
+        if let Some(kind) = special {
+            return Err(CollectError::Special {
+                path: host.display().to_string(),
+                kind,
+            });
         }
+        let bytes = std::fs::read(host).map_err(|e| read_error(host, e))?;
+        if meta.nlink() > 1 {
+            self.inodes.seen((meta.dev(), meta.ino()), dest);
+        }
+        self.push(host, Entry::file(dest, mode_of(meta), bytes))
     }
-    Ok(())
+
+    fn walk_dir(&mut self, host: &Path, dest: &str, meta: &std::fs::Metadata) -> Result<(), CollectError> {
+        self.push(host, Entry::dir(dest, mode_of(meta)))?;
+        let listing = std::fs::read_dir(host).map_err(|e| read_error(host, e))?;
+        for child in listing {
+            let child = child.map_err(|e| read_error(host, e))?;
+            let child_host = child.path();
+            let child_dest = format!("{dest}/{}", utf8(&child_host, &child.file_name())?);
+            let child_meta = std::fs::symlink_metadata(&child_host).map_err(|e| read_error(&child_host, e))?;
+            if child_meta.is_symlink() {
+                let target = std::fs::read_link(&child_host).map_err(|e| read_error(&child_host, e))?;
+                let target = utf8(&child_host, target.as_os_str())?;
+                self.push(&child_host, Entry::symlink(&child_dest, &target))?;
+            } else if child_meta.is_dir() {
+                self.walk_dir(&child_host, &child_dest, &child_meta)?;
+            } else {
+                self.add_file(&child_host, &child_dest, &child_meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, host: &Path, entry: Result<Entry, PathError>) -> Result<(), CollectError> {
+        self.entries.push(entry.map_err(|e| CollectError::from((host, e)))?);
+        Ok(())
+    }
 }
 
 /// Files that share an inode, by (device, inode).

@@ -1,6 +1,6 @@
 //! The docker-archive format read by `docker load`, `podman load` and skopeo.
 
-use super::{Member, blob_path};
+use super::{Member, blob_path, image_blobs};
 use crate::image::{Image, Reference};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -22,19 +22,9 @@ pub fn members<'a>(image: &'a Image, tags: &[Reference]) -> Vec<Member<'a>> {
         layers: image.layers().iter().map(|l| blob_path(l.digest())).collect(),
     };
     let manifest = serde_json::to_vec(&[entry]).expect("a manifest always serialises");
-    let mut members = vec![
-        Member {
-            path: "manifest.json".into(),
-            bytes: Cow::Owned(manifest),
-        },
-        Member {
-            path: blob_path(config.digest),
-            bytes: Cow::Borrowed(&config.bytes),
-        },
-    ];
-    members.extend(image.layers().iter().map(|layer| Member {
-        path: blob_path(layer.digest()),
-        bytes: Cow::Borrowed(layer.blob()),
-    }));
-    members
+    let manifest_json = Member {
+        path: "manifest.json".into(),
+        bytes: Cow::Owned(manifest),
+    };
+    std::iter::once(manifest_json).chain(image_blobs(image)).collect()
 }

@@ -78,6 +78,19 @@ fn blob_path(digest: Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
+/// The image's own blobs, config then layers, under their digests: shared by every format.
+fn image_blobs(image: &Image) -> impl Iterator<Item = Member<'_>> {
+    let config = image.config_blob();
+    std::iter::once(Member {
+        path: blob_path(config.digest),
+        bytes: Cow::Borrowed(&config.bytes),
+    })
+    .chain(image.layers().iter().map(|layer| Member {
+        path: blob_path(layer.digest()),
+        bytes: Cow::Borrowed(layer.blob()),
+    }))
+}
+
 /// The files that make up `image` in `format`, sorted by path, each path once.
 pub fn members<'a>(image: &'a Image, format: Format, tags: &[Reference]) -> Vec<Member<'a>> {
     let mut by_path = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! The OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`), as a directory
 //! or inside a tar.
 
-use super::{Member, blob_path};
+use super::{Member, blob_path, image_blobs};
 use crate::image::{Descriptor, Image, Reference, media_type};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -47,7 +47,6 @@ pub fn members<'a>(image: &'a Image, tags: &[Reference]) -> Vec<Member<'a>> {
         media_type: media_type::OCI_INDEX,
         manifests,
     };
-    let config = image.config_blob();
     let mut members = vec![
         Member {
             path: "oci-layout".into(),
@@ -61,14 +60,7 @@ pub fn members<'a>(image: &'a Image, tags: &[Reference]) -> Vec<Member<'a>> {
             path: blob_path(manifest.digest),
             bytes: Cow::Owned(manifest.bytes.to_vec()),
         },
-        Member {
-            path: blob_path(config.digest),
-            bytes: Cow::Borrowed(&config.bytes),
-        },
     ];
-    members.extend(image.layers().iter().map(|layer| Member {
-        path: blob_path(layer.digest()),
-        bytes: Cow::Borrowed(layer.blob()),
-    }));
+    members.extend(image_blobs(image));
     members
 }
