@@ -61,6 +61,12 @@ wait_for() {
 
 start_docker() {
   if docker info >/dev/null 2>&1; then return; fi
+  # A dockerd killed with the last session leaves its pid file, and a new one refuses to start.
+  local pidfile=/var/run/docker.pid
+  if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    say "removing stale $pidfile"
+    as_root rm -f "$pidfile"
+  fi
   say "starting dockerd (no bridge or iptables in this sandbox; vfs storage)"
   as_root bash -c "nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
     >'$STATE/dockerd.log' 2>&1 & echo \$! >'$STATE/dockerd.pid'"
