@@ -10,6 +10,32 @@
 //!
 //! Building never publishes and publishing never builds: sources meet sinks only at
 //! [`image::Image`].
+//!
+//! ```
+//! use speck::image::{Config, ImageSpec, Platform};
+//! use speck::layer::{Compression, Entry, Layer, LayerOptions, TarForm};
+//! use speck::write::{self, Format};
+//!
+//! // Generate a program, put it in a layer, freeze an image, write a docker-archive.
+//! let program = speck::forge::hello::amd64(b"hi\n");
+//! let options = LayerOptions { form: TarForm::Minimal, mtime: 0, compression: Compression::None };
+//! let layer = Layer::build(&[Entry::file("hello", 0o755, program)?], &options)?;
+//! let image = ImageSpec {
+//!     platform: Platform::linux("amd64"),
+//!     config: Config { entrypoint: Some(vec!["/hello".into()]), ..Config::default() },
+//!     layers: vec![layer],
+//!     created: 0,
+//!     created_by: "example".into(),
+//!     annotations: Default::default(),
+//! }
+//! .build();
+//! let tags = ["hello:latest".parse()?];
+//! let archive = write::to_tar(&write::members(&image, Format::Docker, &tags), TarForm::Minimal, 0);
+//! // Three members (config, layer, manifest.json), each a 512-byte header and contents
+//! // padded to 512 bytes, except the last, which ends the archive unpadded.
+//! assert!(archive.len() < 4096, "{}", archive.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod collect;
 pub mod digest;
