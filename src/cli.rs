@@ -118,8 +118,9 @@ struct OutputArgs {
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<Platform>,
     /// Tar form of layers and archives: minimal is the smallest every tested engine
-    /// (docker, podman, skopeo, umoci, containerd) reads; conventional is ustar with
-    /// directory entries and the end marker, for other readers.
+    /// (docker, podman, skopeo, umoci, containerd) reads, though GNU tar and Python's
+    /// tarfile report it truncated at the end; conventional is ustar with directory
+    /// entries and the end marker, for such archive tools.
     #[arg(long = "tar", value_enum, default_value_t, value_name = "FORM")]
     tar_form: TarForm,
     /// Layer compression [default: none for docker archives, as docker save writes them;

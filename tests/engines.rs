@@ -280,3 +280,78 @@ fn packed_static_program_runs_from_every_format_in_podman() {
         );
     }
 }
+
+#[test]
+fn layer_compression_is_read_by_docker_and_umoci_either_way() {
+    if !engine("docker") || !engine("umoci") {
+        return;
+    }
+    let dir = workdir();
+    // A gzip layer inside a docker-archive: docker detects and inflates it.
+    let tag = format!("{}:gz", unique("speck-gzip"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    let archive = dir.path().join("gz.tar");
+    ok(speck()
+        .args(["hello", "gzip layer\n", "--compression", "gzip", "-t", &tag, "-o"])
+        .arg(&archive));
+    ok(sh(&format!("docker load -i {}", archive.display())));
+    assert_eq!(ok(sh(&format!("docker run --rm --network=none {tag}"))), "gzip layer\n");
+    // An uncompressed layer in an OCI layout: its media type must say so for umoci.
+    let layout = dir.path().join("plain-oci");
+    ok(speck()
+        .args([
+            "hello",
+            "plain\n",
+            "--format",
+            "oci",
+            "--compression",
+            "none",
+            "-t",
+            "p:v1",
+            "-o",
+        ])
+        .arg(&layout));
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    let digest = index.split("sha256:").nth(1).unwrap()[..64].to_owned();
+    let manifest = std::fs::read_to_string(layout.join("blobs/sha256").join(digest)).unwrap();
+    assert!(
+        manifest.contains("\"application/vnd.oci.image.layer.v1.tar\""),
+        "{manifest}"
+    );
+    let bundle = dir.path().join("plain-bundle");
+    ok(sh(&format!(
+        "umoci unpack --image {}:v1 {}",
+        layout.display(),
+        bundle.display()
+    )));
+    let program = std::fs::read(bundle.join("rootfs/hello")).unwrap();
+    assert!(program.starts_with(b"\x7fELF") && program.ends_with(b"plain\n"));
+    let mode = ok(sh(&format!("stat -c %a {}", bundle.join("rootfs/hello").display())));
+    assert_eq!(mode.trim(), "755");
+}
+
+#[test]
+fn hello_prints_arbitrary_bytes_exactly_inside_docker() {
+    if !engine("docker") {
+        return;
+    }
+    let dir = workdir();
+    // NUL, invalid UTF-8, every byte value, and more than a pipe buffer.
+    let message: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let message_file = dir.path().join("message.bin");
+    std::fs::write(&message_file, &message).unwrap();
+    let tag = format!("{}:bytes", unique("speck-bytes"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    ok(speck()
+        .args(["hello", "--message-file"])
+        .arg(&message_file)
+        .args(["--load", "docker", "-t", &tag]));
+    let out = output(sh(&format!("docker run --rm --network=none {tag}")));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout == message,
+        "{} bytes back, {} sent",
+        out.stdout.len(),
+        message.len()
+    );
+}
