@@ -142,11 +142,6 @@ impl Image {
         &self.spec.platform
     }
 
-    /// What the container runs.
-    pub fn config(&self) -> &Config {
-        &self.spec.config
-    }
-
     /// Layers, bottom first.
     pub fn layers(&self) -> &[Layer] {
         &self.spec.layers

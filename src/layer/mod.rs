@@ -39,7 +39,6 @@ pub struct LayerOptions {
 #[derive(Clone, Debug)]
 pub struct Layer {
     diff_id: Digest,
-    uncompressed_len: u64,
     compression: Compression,
     blob: Arc<[u8]>,
     digest: Digest,
@@ -55,14 +54,12 @@ impl Layer {
     /// Wraps existing tar bytes, compressing them as asked.
     pub fn from_tar(tar: Vec<u8>, compression: Compression) -> Self {
         let diff_id = Digest::of(&tar);
-        let uncompressed_len = tar.len() as u64;
         let blob: Arc<[u8]> = match compression {
             Compression::None => tar.into(),
             Compression::Gzip => gzip(&tar).into(),
         };
         Self {
             diff_id,
-            uncompressed_len,
             compression,
             digest: Digest::of(&blob),
             blob,
@@ -72,11 +69,6 @@ impl Layer {
     /// The digest of the uncompressed tar, as listed in the config's `rootfs.diff_ids`.
     pub fn diff_id(&self) -> Digest {
         self.diff_id
-    }
-
-    /// The length of the uncompressed tar.
-    pub fn uncompressed_len(&self) -> u64 {
-        self.uncompressed_len
     }
 
     /// The bytes that are shipped (compressed or not).
