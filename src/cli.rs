@@ -210,7 +210,14 @@ fn run_hello(args: HelloArgs) -> anyhow::Result<()> {
         bail!("hello is generated for linux/amd64 only for now; --platform {asked} is not available");
     }
     let options = args.output.layer_options();
-    let layer = Layer::build(&[Entry::file("hello", 0o755, hello::amd64(&message))?], &options)?;
+    let layer = Layer::build(
+        &[Entry::file(
+            "hello",
+            0o755,
+            hello::program(speck::forge::Arch::Amd64, &message, 0),
+        )?],
+        &options,
+    )?;
     let image = ImageSpec {
         platform: amd64,
         config: Config {

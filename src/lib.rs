@@ -17,7 +17,7 @@
 //! use speck::write::{self, Format};
 //!
 //! // Generate a program, put it in a layer, freeze an image, write a docker-archive.
-//! let program = speck::forge::hello::amd64(b"hi\n");
+//! let program = speck::forge::hello::program(speck::forge::Arch::Amd64, b"hi\n", 0);
 //! let options = LayerOptions { form: TarForm::Minimal, mtime: 0, compression: Compression::None };
 //! let layer = Layer::build(&[Entry::file("hello", 0o755, program)?], &options)?;
 //! let image = ImageSpec {

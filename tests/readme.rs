@@ -41,7 +41,10 @@ fn every_readme_example_runs_and_prints_what_it_says() {
     }
     let dir = workdir();
     // ./app: a static Linux program, as the README promises.
-    write_exe(&dir.path().join("app"), &speck::forge::hello::amd64(b"app says hi\n"));
+    write_exe(
+        &dir.path().join("app"),
+        &speck::forge::hello::program(speck::forge::Arch::Amd64, b"app says hi\n", 0),
+    );
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_speck")).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let _cleanup = Cleanup(vec![

@@ -103,7 +103,11 @@ fn an_unreadable_file_is_named_with_the_reason() {
 #[test]
 fn platform_must_agree_with_the_elf_header() {
     let dir = workdir();
-    let hello = file(dir.path(), "hello", &speck::forge::hello::amd64(b"hi"));
+    let hello = file(
+        dir.path(),
+        "hello",
+        &speck::forge::hello::program(speck::forge::Arch::Amd64, b"hi", 0),
+    );
     assert_mentions(
         &refused(dir.path(), &[&hello, "--platform", "linux/arm64"]),
         &[&hello, "linux/amd64 program", "--platform asks for linux/arm64"],
@@ -113,7 +117,11 @@ fn platform_must_agree_with_the_elf_header() {
 #[test]
 fn the_entrypoint_must_be_a_program_in_the_image() {
     let dir = workdir();
-    let hello = file(dir.path(), "hello", &speck::forge::hello::amd64(b"hi"));
+    let hello = file(
+        dir.path(),
+        "hello",
+        &speck::forge::hello::program(speck::forge::Arch::Amd64, b"hi", 0),
+    );
     assert_mentions(
         &refused(dir.path(), &[&hello, "--entrypoint", "/bin/app"]),
         &["the entrypoint /bin/app is not in the image"],
@@ -123,7 +131,11 @@ fn the_entrypoint_must_be_a_program_in_the_image() {
         &refused(dir.path(), &[&hello, &data, "--entrypoint", "/notes.txt"]),
         &[&data, "neither an ELF program nor a #! script"],
     );
-    let other = file(dir.path(), "other", &speck::forge::hello::amd64(b"ho"));
+    let other = file(
+        dir.path(),
+        "other",
+        &speck::forge::hello::program(speck::forge::Arch::Amd64, b"ho", 0),
+    );
     assert_mentions(
         &refused(dir.path(), &[&hello, &other]),
         &["several programs", &hello, &other, "--entrypoint"],
@@ -133,7 +145,11 @@ fn the_entrypoint_must_be_a_program_in_the_image() {
 #[test]
 fn bad_config_values_name_the_value_and_the_form_expected() {
     let dir = workdir();
-    let hello = file(dir.path(), "hello", &speck::forge::hello::amd64(b"hi"));
+    let hello = file(
+        dir.path(),
+        "hello",
+        &speck::forge::hello::program(speck::forge::Arch::Amd64, b"hi", 0),
+    );
     for (flag, value, expected) in [
         ("--env", "NOEQUALS", "has no '='"),
         ("--expose", "99999", "from 1 to 65535"),

@@ -53,7 +53,7 @@ fn two_builds_of_the_same_inputs_are_identical_in_every_format() {
 #[test]
 fn host_owner_time_and_location_do_not_leak_into_the_image() {
     let dir = workdir();
-    let program = speck::forge::hello::amd64(b"leak?\n");
+    let program = speck::forge::hello::program(speck::forge::Arch::Amd64, b"leak?\n", 0);
     let a = write_exe(&dir.path().join("a-app"), &program);
     std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
     let b = write_exe(&dir.path().join("elsewhere/b-app"), &program);

@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn generated_hello_is_a_static_amd64_program() {
-        let Executable::Elf(facts) = Executable::of(&crate::forge::hello::amd64(b"hi")) else {
+        let Executable::Elf(facts) = Executable::of(&crate::forge::hello::program(crate::forge::Arch::Amd64, b"hi", 0))
+        else {
             panic!("not ELF");
         };
         assert_eq!(facts.platform, Some(Platform::linux("amd64")));

@@ -1,47 +1,124 @@
-//! `hello`: writes a message to stdout and exits 0.
+//! `hello`: writes a message to stdout, exactly, and exits with a chosen status.
+//!
+//! The message comes first in the body, so its address is known before the code is
+//! assembled (32-bit x86 has no pc-relative addressing). The code loops on short writes
+//! (a pipe may take only part) and exits 1 if stdout refuses the bytes.
 
-use super::elf;
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x64::X64Relocation};
+use super::{Arch, Body, address};
+use dynasmrt::{
+    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
+};
 
-/// Largest message, so that its length fits the 32-bit immediate the code loads.
-pub const MAX_MESSAGE: usize = i32::MAX as usize - 4096;
+/// Largest message: its length and address must fit 32-bit immediates.
+pub const MAX_MESSAGE: usize = i32::MAX as usize - 0x100000;
 
-/// A linux/amd64 static executable that writes `message` exactly to stdout and exits 0,
-/// or exits 1 if stdout refuses the bytes.
+/// A static program for `arch` that writes `message` to stdout and exits with `status`.
 ///
 /// # Panics
 /// If `message` is longer than [`MAX_MESSAGE`]; callers check first.
-pub fn amd64(message: &[u8]) -> Vec<u8> {
+pub fn program(arch: Arch, message: &[u8], status: u8) -> Vec<u8> {
     assert!(message.len() <= MAX_MESSAGE, "message too long");
+    let at = address(arch, 0) as u32;
+    let len = message.len() as u32;
+    let code = match arch {
+        Arch::Amd64 => amd64(at, len, status),
+        Arch::I386 => i386(at, len, status),
+        Arch::Arm64 => arm64(at, len, status),
+    };
+    Body::data_then_code(arch, message, code, 0).link(arch)
+}
+
+fn amd64(at: u32, len: u32, status: u8) -> Vec<u8> {
     let mut ops = VecAssembler::<X64Relocation>::new(0);
-    if !message.is_empty() {
+    if len > 0 {
         dynasm!(ops
             ; .arch x64
-            ; lea rsi, [->message]           // rip-relative: works wherever the segment lands
-            ; mov edx, message.len() as i32
+            ; mov esi, at as i32              // the message, at a fixed address below 4 GiB
+            ; mov edx, len as i32
             ; write:
-            ; mov edi, 1                     // stdout
-            ; mov eax, 1                     // SYS_write
+            ; mov edi, 1                      // stdout
+            ; mov eax, 1                      // SYS_write
             ; syscall
             ; test rax, rax
-            ; jle ->failed                   // error, or nothing written: give up
-            ; add rsi, rax                   // a pipe may take only part: write the rest
+            ; jle ->failed                    // error, or nothing written: give up
+            ; add rsi, rax                    // write the rest
             ; sub rdx, rax
             ; jnz <write
         );
     }
     dynasm!(ops
         ; .arch x64
-        ; xor edi, edi                       // status 0
+        ; mov edi, status as i32
         ; jmp ->exit
         ; ->failed:
-        ; mov edi, 1                         // status 1
+        ; mov edi, 1
         ; ->exit:
-        ; mov eax, 60                        // SYS_exit
+        ; mov eax, 60                         // SYS_exit
         ; syscall
-        ; ->message:
     );
-    let mut body = ops.finalize().expect("labels are all defined");
-    body.extend_from_slice(message);
-    elf::executable64(elf::machine::X86_64, &body)
+    ops.finalize().expect("labels are all defined")
+}
+
+fn i386(at: u32, len: u32, status: u8) -> Vec<u8> {
+    let mut ops = VecAssembler::<X86Relocation>::new(0);
+    if len > 0 {
+        dynasm!(ops
+            ; .arch x86
+            ; mov ecx, at as i32
+            ; mov edx, len as i32
+            ; write:
+            ; mov ebx, 1                      // stdout
+            ; mov eax, 4                      // SYS_write
+            ; int BYTE 0x80u8 as i8
+            ; test eax, eax
+            ; jle ->failed
+            ; add ecx, eax
+            ; sub edx, eax
+            ; jnz <write
+        );
+    }
+    dynasm!(ops
+        ; .arch x86
+        ; mov ebx, status as i32
+        ; jmp ->exit
+        ; ->failed:
+        ; mov ebx, 1
+        ; ->exit:
+        ; mov eax, 1                          // SYS_exit
+        ; int BYTE 0x80u8 as i8
+    );
+    ops.finalize().expect("labels are all defined")
+}
+
+fn arm64(at: u32, len: u32, status: u8) -> Vec<u8> {
+    let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+    if len > 0 {
+        dynasm!(ops
+            ; .arch aarch64
+            ; movz x1, at & 0xffff            // the message address, 16 bits at a time
+            ; movk x1, at >> 16, lsl 16
+            ; movz x2, len & 0xffff
+            ; movk x2, len >> 16, lsl 16
+            ; write:
+            ; movz x0, 1                      // stdout
+            ; movz x8, 64                     // SYS_write
+            ; svc 0
+            ; cmp x0, 0
+            ; b.le ->failed
+            ; add x1, x1, x0
+            ; subs x2, x2, x0
+            ; b.ne <write
+        );
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; movz x0, status as u32
+        ; b ->exit
+        ; ->failed:
+        ; movz x0, 1
+        ; ->exit:
+        ; movz x8, 93                         // SYS_exit
+        ; svc 0
+    );
+    ops.finalize().expect("labels are all defined")
 }

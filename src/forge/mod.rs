@@ -2,8 +2,143 @@
 //! (dynasm), wrapped in a minimal ELF by [`elf`]. No assembler, compiler or linker is
 //! needed on the user's machine.
 //!
-//! Each program lives in its own module and only emits code; [`elf`] alone knows the
-//! file layout. Programs produce bytes; turning them into layers is the caller's job.
+//! Each program has its own module with one function per architecture, written as
+//! assembler mnemonics. A program returns its body (data, then code) and where execution
+//! starts; [`elf`] alone knows the file layout around it. Programs produce bytes; turning
+//! them into layers is the caller's job.
+//!
+//! Registers at process start are zero on all three architectures (Linux's and
+//! qemu-user's `start_thread` clear them); programs rely on that only where a comment
+//! says so, and never on argc or the stack's contents.
 
 pub mod elf;
+pub mod exit;
 pub mod hello;
+pub mod http;
+pub mod init;
+pub mod pause;
+
+use crate::image::Platform;
+
+/// A CPU architecture speck generates code for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// x86-64 (`linux/amd64`).
+    Amd64,
+    /// 32-bit x86 (`linux/386`).
+    I386,
+    /// AArch64 (`linux/arm64`).
+    Arm64,
+}
+
+impl Arch {
+    /// Every architecture, host's first on this machine kind.
+    pub const ALL: [Arch; 3] = [Arch::Amd64, Arch::I386, Arch::Arm64];
+
+    /// The OCI platform.
+    pub fn platform(self) -> Platform {
+        match self {
+            Arch::Amd64 => Platform::linux("amd64"),
+            Arch::I386 => Platform::linux("386"),
+            Arch::Arm64 => Platform::linux("arm64").with_default_variant(),
+        }
+    }
+
+    /// The architecture of a platform, if speck generates code for it.
+    pub fn of(platform: &Platform) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|arch| arch.platform().matches(platform))
+    }
+
+    /// Instructions must start at a multiple of this (AArch64: 4 bytes).
+    pub fn code_alignment(self) -> usize {
+        match self {
+            Arch::Amd64 | Arch::I386 => 1,
+            Arch::Arm64 => 4,
+        }
+    }
+
+    /// `e_machine`.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::Amd64 => 62,
+            Arch::I386 => 3,
+            Arch::Arm64 => 183,
+        }
+    }
+}
+
+/// A program's body: bytes mapped at [`elf::body_address`], execution starting at `entry`.
+pub(crate) struct Body {
+    bytes: Vec<u8>,
+    entry: usize,
+}
+
+impl Body {
+    /// Data followed by code, which begins at the next offset `arch` can execute from
+    /// (see [`code_address`]); execution starts `start` bytes into the code, so routines
+    /// such as signal handlers can come first, at addresses known before assembly.
+    fn data_then_code(arch: Arch, data: &[u8], code: Vec<u8>, start: usize) -> Self {
+        let code_at = code_offset(arch, data.len());
+        let mut bytes = data.to_vec();
+        bytes.resize(code_at, 0);
+        bytes.extend_from_slice(&code);
+        Self {
+            bytes,
+            entry: code_at + start,
+        }
+    }
+
+    /// The finished ELF file.
+    fn link(self, arch: Arch) -> Vec<u8> {
+        elf::executable(arch, &self.bytes, self.entry)
+    }
+}
+
+/// The address of the byte `offset` bytes into a body.
+fn address(arch: Arch, offset: usize) -> u64 {
+    elf::body_address(arch) + offset as u64
+}
+
+/// The address code is mapped at, in a body that begins with `data_len` bytes of data.
+fn code_address(arch: Arch, data_len: usize) -> u32 {
+    address(arch, code_offset(arch, data_len)) as u32
+}
+
+/// `mov Xreg, value` for any 32-bit value: one `movz`, plus a `movk` for the high half.
+#[allow(clippy::useless_conversion)] // inside dynasm's expansion of a dynamic register
+fn arm64_mov32(ops: &mut dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Relocation>, reg: u8, value: u32) {
+    use dynasmrt::{DynasmApi, dynasm};
+    dynasm!(ops ; .arch aarch64 ; movz X(reg), value & 0xffff);
+    if value >> 16 != 0 {
+        dynasm!(ops ; .arch aarch64 ; movk X(reg), value >> 16, lsl 16);
+    }
+}
+
+/// Signal numbers (the same on x86, x86-64 and AArch64) and `sigaction` flags.
+mod signal {
+    pub const HUP: i32 = 1;
+    pub const INT: i32 = 2;
+    pub const QUIT: i32 = 3;
+    pub const USR1: i32 = 10;
+    pub const USR2: i32 = 12;
+    pub const PIPE: i32 = 13;
+    pub const TERM: i32 = 15;
+    pub const CHLD: i32 = 17;
+    /// `sa_handler` value that discards the signal (for SIGCHLD: children reap themselves).
+    pub const IGNORE: i32 = 1;
+    /// `sa_restorer` is valid (x86-64 delivers no signal without one).
+    pub const SA_RESTORER: i32 = 0x0400_0000;
+    /// Handlers get the rt signal frame. 32-bit x86 needs this to return through
+    /// `rt_sigreturn`: without it the kernel builds the old frame, which only the legacy
+    /// `sigreturn` unwinds.
+    pub const SA_SIGINFO: i32 = 4;
+    /// Interrupted system calls restart after the handler.
+    pub const SA_RESTART: i32 = 0x1000_0000;
+}
+
+/// Where code starts in a body that begins with `data_len` bytes of data: right after
+/// them, rounded up to the architecture's instruction alignment (the headers' length is
+/// a multiple of 4 on every class).
+fn code_offset(arch: Arch, data_len: usize) -> usize {
+    data_len.next_multiple_of(arch.code_alignment())
+}

@@ -1,0 +1,47 @@
+//! `exit N`: exits with status N at once.
+
+use super::{Arch, Body};
+use dynasmrt::{DynasmApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation};
+
+/// A static program for `arch` that exits with `status`.
+pub fn program(arch: Arch, status: u8) -> Vec<u8> {
+    let code = match arch {
+        Arch::Amd64 => amd64(status),
+        Arch::I386 => i386(status),
+        Arch::Arm64 => arm64(status),
+    };
+    Body::data_then_code(arch, &[], code, 0).link(arch)
+}
+
+fn amd64(status: u8) -> Vec<u8> {
+    let mut ops = VecAssembler::<X64Relocation>::new(0);
+    dynasm!(ops
+        ; .arch x64
+        ; mov edi, status as i32
+        ; mov eax, 60                 // SYS_exit
+        ; syscall
+    );
+    ops.finalize().expect("no labels")
+}
+
+fn i386(status: u8) -> Vec<u8> {
+    let mut ops = VecAssembler::<X86Relocation>::new(0);
+    dynasm!(ops
+        ; .arch x86
+        ; mov ebx, status as i32
+        ; mov eax, 1                  // SYS_exit
+        ; int BYTE 0x80u8 as i8
+    );
+    ops.finalize().expect("no labels")
+}
+
+fn arm64(status: u8) -> Vec<u8> {
+    let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+    dynasm!(ops
+        ; .arch aarch64
+        ; movz x0, status as u32
+        ; movz x8, 93                 // SYS_exit
+        ; svc 0
+    );
+    ops.finalize().expect("no labels")
+}
