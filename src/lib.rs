@@ -30,7 +30,7 @@
 //! }
 //! .build();
 //! let tags = ["hello:latest".parse()?];
-//! let archive = write::to_tar(&write::members(&image, Format::Docker, &tags), TarForm::Minimal, 0);
+//! let archive = write::to_tar(&write::members(&image.into(), Format::Docker, &tags), TarForm::Minimal, 0);
 //! // Three members (config, layer, manifest.json), each a 512-byte header and contents
 //! // padded to 512 bytes, except the last, which ends the archive unpadded.
 //! assert!(archive.len() < 4096, "{}", archive.len());

@@ -60,7 +60,8 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn new(bytes: Vec<u8>) -> Self {
+    /// Wraps bytes with their digest.
+    pub fn new(bytes: Vec<u8>) -> Self {
         Self {
             digest: Digest::of(&bytes),
             bytes: bytes.into(),
@@ -188,6 +189,68 @@ impl Image {
         };
         Blob::new(serde_json::to_vec(&manifest).expect("a manifest always serialises"))
     }
+}
+
+/// One image per platform: what a multi-platform build produces.
+///
+/// Never empty, and no two images share a platform.
+#[derive(Clone, Debug)]
+pub struct ImageIndex {
+    images: Vec<Image>,
+}
+
+impl From<Image> for ImageIndex {
+    fn from(image: Image) -> Self {
+        Self { images: vec![image] }
+    }
+}
+
+impl ImageIndex {
+    /// Groups per-platform images.
+    ///
+    /// # Panics
+    /// If `images` is empty or two of them share a platform: both are caller bugs.
+    pub fn new(images: Vec<Image>) -> Self {
+        assert!(!images.is_empty(), "an index holds at least one image");
+        for (i, a) in images.iter().enumerate() {
+            assert!(
+                images[i + 1..].iter().all(|b| a.platform() != b.platform()),
+                "two images for {}",
+                a.platform()
+            );
+        }
+        Self { images }
+    }
+
+    /// The images, in the order given.
+    pub fn images(&self) -> &[Image] {
+        &self.images
+    }
+
+    /// The image for `platform`, or the first one when none matches.
+    pub fn pick(&self, platform: &Platform) -> &Image {
+        self.images
+            .iter()
+            .find(|image| image.platform().matches(platform))
+            .unwrap_or(&self.images[0])
+    }
+}
+
+/// An OCI image index listing `manifests`.
+pub fn index_json(manifests: Vec<Descriptor>) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Index {
+        schema_version: u32,
+        media_type: &'static str,
+        manifests: Vec<Descriptor>,
+    }
+    let index = Index {
+        schema_version: 2,
+        media_type: media_type::OCI_INDEX,
+        manifests,
+    };
+    serde_json::to_vec(&index).expect("an index always serialises")
 }
 
 /// RFC 3339 UTC time for `seconds` after the Unix epoch.

@@ -10,7 +10,7 @@ pub mod engine;
 mod oci_layout;
 
 use crate::digest::Digest;
-use crate::image::{Image, Reference};
+use crate::image::{Image, ImageIndex, Platform, Reference};
 use crate::layer::{Entry, TarForm, tar};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -91,8 +91,19 @@ fn image_blobs(image: &Image) -> impl Iterator<Item = Member<'_>> {
     }))
 }
 
-/// The files that make up `image` in `format`, sorted by path, each path once.
-pub fn members<'a>(image: &'a Image, format: Format, tags: &[Reference]) -> Vec<Member<'a>> {
+/// Whether `format` holds one platform only (docker-archives do).
+pub fn single_platform(format: Format) -> bool {
+    matches!(format, Format::Docker | Format::DockerOci)
+}
+
+/// The files that make up `index` in `format`, sorted by path, each path once. Formats
+/// that hold one platform get the host's image, or the first if the host's is absent.
+pub fn members<'a>(index: &'a ImageIndex, format: Format, tags: &[Reference]) -> Vec<Member<'a>> {
+    let images = if single_platform(format) {
+        std::slice::from_ref(index.pick(&Platform::host()))
+    } else {
+        index.images()
+    };
     let mut by_path = BTreeMap::new();
     let mut add = |members: Vec<Member<'a>>| {
         for member in members {
@@ -100,10 +111,10 @@ pub fn members<'a>(image: &'a Image, format: Format, tags: &[Reference]) -> Vec<
         }
     };
     if matches!(format, Format::Docker | Format::DockerOci) {
-        add(docker_archive::members(image, tags));
+        add(docker_archive::members(&images[0], tags));
     }
     if matches!(format, Format::Oci | Format::OciArchive | Format::DockerOci) {
-        add(oci_layout::members(image, tags));
+        add(oci_layout::members(images, tags));
     }
     by_path.into_values().collect()
 }
@@ -117,9 +128,9 @@ pub fn to_tar(members: &[Member], form: TarForm, mtime: u64) -> Vec<u8> {
     tar::archive(&entries, form, mtime).expect("member paths are unique")
 }
 
-/// Writes `image` to `dest` and returns the number of bytes written.
-pub fn write(image: &Image, dest: &Path, options: &WriteOptions) -> Result<u64, WriteError> {
-    let members = members(image, options.format, &options.tags);
+/// Writes `index` to `dest` and returns the number of bytes written.
+pub fn write(index: &ImageIndex, dest: &Path, options: &WriteOptions) -> Result<u64, WriteError> {
+    let members = members(index, options.format, &options.tags);
     let result = match options.format {
         Format::Oci => {
             let total = members.iter().map(|m| m.bytes.len() as u64).sum();
