@@ -59,6 +59,7 @@ pub fn engine(engine: &str) -> bool {
         "ctr" => "ctr --address /var/run/docker/containerd/containerd.sock version",
         "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
+        "qemu-aarch64" => "qemu-aarch64 --version",
         other => panic!("unknown engine {other}"),
     };
     let out = output(&mut sh(&format!("{probe} >/dev/null 2>&1")));
