@@ -1,7 +1,12 @@
 //! Placing outputs so that a destination only ever holds a whole result: everything is
 //! written beside it under a temporary name, then renamed into place.
+//!
+//! Only regular files and directories are replaced that way. A destination that is a
+//! device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`, a named pipe) is written in
+//! place: renaming over it would replace the device node itself. A symlink is followed,
+//! so the link stays and its target gets the new contents.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -23,15 +28,36 @@ fn staging(mode: u32) -> tempfile::Builder<'static, 'static> {
     builder
 }
 
+/// The path a write to `dest` should land on: `dest` itself, or the end of its symlinks.
+fn through_symlinks(dest: &Path) -> io::Result<PathBuf> {
+    let mut path = dest.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)?;
+                path = parent_of(&path).join(target);
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::other("it is a loop of symbolic links"))
+}
+
 /// Writes `bytes` to `dest`, replacing an existing file only once the new one is complete.
 pub fn replace_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
-    if dest.is_dir() {
-        return Err(io::Error::other(
-            "it is a directory; give a file name, or --format oci for a directory",
-        ));
+    let dest = &through_symlinks(dest)?;
+    match std::fs::metadata(dest) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(io::Error::other(
+                "it is a directory; give a file name, or --format oci for a directory",
+            ));
+        }
+        // A device, FIFO or socket: write through it, never replace the node.
+        Ok(meta) if !meta.is_file() => return std::fs::OpenOptions::new().write(true).open(dest)?.write_all(bytes),
+        _ => {}
     }
     let mut file = staging(0o666).tempfile_in(parent_of(dest))?;
-    io::Write::write_all(&mut file, bytes)?;
+    file.write_all(bytes)?;
     file.persist(dest).map_err(|e| e.error)?;
     Ok(())
 }
@@ -41,6 +67,7 @@ pub fn replace_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
 /// An existing `dest` is replaced only if it is empty or an OCI layout (it has an
 /// `oci-layout` file), so a mistyped path cannot delete unrelated files.
 pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+    let dest = &through_symlinks(dest)?;
     if dest.exists() {
         let replaceable = dest.is_dir() && (dest.join("oci-layout").is_file() || dest.read_dir()?.next().is_none());
         if !replaceable {
