@@ -68,43 +68,36 @@ impl Executable {
     }
 }
 
+/// Facts as the kernel's loader sees them (see [`super::kernel_elf`]); goblin, which
+/// refuses the overlapped headers tiny programs use, only adds whether it is a library.
 fn elf_facts(bytes: &[u8]) -> ElfFacts {
-    let (machine, is_64, little) = match Elf::parse_header(bytes) {
-        Ok(h) => (
-            h.e_machine,
-            h.e_ident[header::EI_CLASS] == header::ELFCLASS64,
-            h.e_ident[header::EI_DATA] == header::ELFDATA2LSB,
-        ),
-        Err(e) => return damaged(0, e),
-    };
-    let elf = match Elf::parse(bytes) {
-        Ok(elf) => elf,
-        Err(e) => return damaged(machine, e),
+    let view = match super::kernel_elf::read(bytes) {
+        Ok(view) => view,
+        Err(why) => {
+            let machine = bytes.get(18..20).map_or(0, |m| u16::from_le_bytes([m[0], m[1]]));
+            return ElfFacts {
+                platform: None,
+                machine,
+                machine_name: header::machine_to_str(machine).to_owned(),
+                interpreter: None,
+                runnable: false,
+                library: false,
+                damaged: Some(why),
+            };
+        }
     };
     ElfFacts {
-        platform: platform_of(machine, is_64, little),
-        machine,
+        platform: platform_of(view.machine, view.wide, !view.big_endian),
+        machine: view.machine,
         machine_name: format!(
             "{} {}",
-            header::machine_to_str(machine),
-            if is_64 { "64-bit" } else { "32-bit" }
+            header::machine_to_str(view.machine),
+            if view.wide { "64-bit" } else { "32-bit" }
         ),
-        interpreter: elf.interpreter.map(str::to_owned),
-        runnable: matches!(elf.header.e_type, header::ET_EXEC | header::ET_DYN),
-        library: elf.soname.is_some(),
+        interpreter: view.interpreter,
+        runnable: matches!(view.kind, header::ET_EXEC | header::ET_DYN),
+        library: Elf::parse(bytes).is_ok_and(|elf| elf.soname.is_some()),
         damaged: None,
-    }
-}
-
-fn damaged(machine: u16, error: goblin::error::Error) -> ElfFacts {
-    ElfFacts {
-        platform: None,
-        machine,
-        machine_name: header::machine_to_str(machine).to_owned(),
-        interpreter: None,
-        runnable: false,
-        library: false,
-        damaged: Some(error.to_string()),
     }
 }
 

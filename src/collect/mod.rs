@@ -5,6 +5,7 @@
 //! every entry is owned by root and the layer stamps one time on all of them.
 
 pub mod executable;
+pub mod kernel_elf;
 mod pack;
 
 pub use pack::{PackError, PackRequest, pack};
