@@ -10,7 +10,7 @@ pub fn program(arch: Arch, status: u8) -> Vec<u8> {
         Arch::I386 => i386(status),
         Arch::Arm64 => arm64(status),
     };
-    Body::data_then_code(arch, &[], code, 0).link(arch)
+    Body::relocatable(code).link(arch)
 }
 
 fn amd64(status: u8) -> Vec<u8> {
@@ -26,10 +26,11 @@ fn amd64(status: u8) -> Vec<u8> {
 
 fn i386(status: u8) -> Vec<u8> {
     let mut ops = VecAssembler::<X86Relocation>::new(0);
+    // 5 bytes: fits the 10-byte hole in the ELF32 headers (see elf.rs).
     dynasm!(ops
         ; .arch x86
-        ; mov ebx, status as i32
-        ; mov eax, 1                  // SYS_exit
+        ; mov bl, status as i8        // ebx starts at 0: set its low byte only
+        ; inc eax                     // eax starts at 0: SYS_exit is 1
         ; int BYTE 0x80u8 as i8
     );
     ops.finalize().expect("no labels")

@@ -71,6 +71,8 @@ impl Arch {
 pub(crate) struct Body {
     bytes: Vec<u8>,
     entry: usize,
+    /// No absolute address in it: the layout may move it.
+    relocatable: bool,
 }
 
 impl Body {
@@ -85,12 +87,23 @@ impl Body {
         Self {
             bytes,
             entry: code_at + start,
+            relocatable: false,
+        }
+    }
+
+    /// Code that uses no absolute address and no data, which the layout may place
+    /// anywhere, even inside the ELF headers.
+    fn relocatable(code: Vec<u8>) -> Self {
+        Self {
+            bytes: code,
+            entry: 0,
+            relocatable: true,
         }
     }
 
     /// The finished ELF file.
     fn link(self, arch: Arch) -> Vec<u8> {
-        elf::executable(arch, &self.bytes, self.entry)
+        elf::executable(arch, &self.bytes, self.entry, self.relocatable)
     }
 }
 
