@@ -4,10 +4,8 @@
 //! assembled (32-bit x86 has no pc-relative addressing). The code loops on short writes
 //! (a pipe may take only part) and exits 1 if stdout refuses the bytes.
 
-use super::{Arch, Body, address};
-use dynasmrt::{
-    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
-};
+use super::{Arch, Body, address, amd64_with_data};
+use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// Largest message: its length and address must fit 32-bit immediates.
 pub const MAX_MESSAGE: usize = i32::MAX as usize - 0x100000;
@@ -20,21 +18,22 @@ pub fn program(arch: Arch, message: &[u8], status: u8) -> Vec<u8> {
     assert!(message.len() <= MAX_MESSAGE, "message too long");
     let at = address(arch, 0) as u32;
     let len = message.len() as u32;
-    let code = match arch {
-        Arch::Amd64 => amd64(at, len, status),
-        Arch::I386 => i386(at, len, status),
-        Arch::Arm64 => arm64(at, len, status),
+    let body = match arch {
+        Arch::Amd64 => amd64(message, status),
+        Arch::I386 => Body::data_then_code(arch, message, i386(at, len, status), 0),
+        Arch::Arm64 => Body::data_then_code(arch, message, arm64(at, len, status), 0),
     };
-    Body::data_then_code(arch, message, code, 0).link(arch)
+    body.link(arch)
 }
 
-fn amd64(at: u32, len: u32, status: u8) -> Vec<u8> {
-    let mut ops = VecAssembler::<X64Relocation>::new(0);
-    if len > 0 {
+fn amd64(message: &[u8], status: u8) -> Body {
+    let mut ops = amd64_with_data(message);
+    let start = ops.offset().0;
+    if !message.is_empty() {
         dynasm!(ops
             ; .arch x64
-            ; mov esi, at as i32              // the message, at a fixed address below 4 GiB
-            ; mov edx, len as i32
+            ; lea rsi, [->data]               // the message, rip-relative
+            ; mov edx, message.len() as i32
             ; write:
             ; mov edi, 1                      // stdout
             ; mov eax, 1                      // SYS_write
@@ -56,7 +55,7 @@ fn amd64(at: u32, len: u32, status: u8) -> Vec<u8> {
         ; mov eax, 60                         // SYS_exit
         ; syscall
     );
-    ops.finalize().expect("labels are all defined")
+    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
 
 fn i386(at: u32, len: u32, status: u8) -> Vec<u8> {

@@ -7,10 +7,8 @@
 //! ignored, so a client that resets only fails that one write; SIGTERM and SIGINT exit 0,
 //! also as PID 1. Exits 1 if the port cannot be bound.
 
-use super::{Arch, Body, arm64_mov32, code_address, signal};
-use dynasmrt::{
-    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
-};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
+use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// Bytes read per `read` call; the buffer lives on the stack.
 const BUFFER: i32 = 4096;
@@ -67,18 +65,25 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     let len = response.len() as u32;
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    let (code, start) = match arch {
-        Arch::Amd64 => amd64(quit, family_port, at, len),
-        Arch::I386 => i386(quit, family_port, at, len),
-        Arch::Arm64 => arm64(quit, family_port, at, len),
+    let body = match arch {
+        Arch::Amd64 => amd64(family_port, response),
+        Arch::I386 => {
+            let (code, start) = i386(quit, family_port, at, len);
+            Body::data_then_code(arch, response, code, start)
+        }
+        Arch::Arm64 => {
+            let (code, start) = arm64(quit, family_port, at, len);
+            Body::data_then_code(arch, response, code, start)
+        }
     };
-    Body::data_then_code(arch, response, code, start).link(arch)
+    body.link(arch)
 }
 
-fn amd64(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<X64Relocation>::new(0);
+fn amd64(family_port: u32, response: &[u8]) -> Body {
+    let mut ops = amd64_with_data(response);
     dynasm!(ops
         ; .arch x64
+        ; ->quit:
         ; xor edi, edi
         ; mov eax, 60                         // quit: SYS_exit(0)
         ; syscall
@@ -86,10 +91,11 @@ fn amd64(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
     let start = ops.offset().0;
     dynasm!(ops
         ; .arch x64
+        ; lea rax, [->quit]
         ; push 0                              // struct sigaction: mask,
-        ; push quit as i32                    // restorer (x86-64 needs one; never used),
+        ; push rax                            // restorer (x86-64 needs one; never used),
         ; push signal::SA_RESTORER            // flags,
-        ; push quit as i32                    // handler
+        ; push rax                            // handler
         ; mov rsi, rsp
         ; xor edx, edx
         ; mov r10d, 8
@@ -165,8 +171,8 @@ fn amd64(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
         ; cmp DWORD [rsp + rax - 4], HEADERS_END
         ; jne <read
         ; respond:
-        ; mov esi, at as i32
-        ; mov edx, len as i32
+        ; lea rsi, [->data]
+        ; mov edx, response.len() as i32
         ; write:
         ; mov edi, r13d
         ; mov eax, 1                          // SYS_write
@@ -186,7 +192,7 @@ fn amd64(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
         ; mov eax, 60                         // SYS_exit(1)
         ; syscall
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
 
 fn i386(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {

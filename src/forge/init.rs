@@ -8,10 +8,8 @@
 //! addresses known before assembly; handlers use `SA_RESTART`, so the `wait4` they
 //! interrupt simply continues.
 
-use super::{Arch, Body, arm64_mov32, code_address, signal};
-use dynasmrt::{
-    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
-};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
+use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// The signals passed on to the child.
 const FORWARDED: [i32; 6] = [
@@ -29,26 +27,28 @@ const NOT_EXECUTED: i32 = 127;
 /// A static init program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
     let code = code_address(arch, 0);
-    let (code, start) = match arch {
-        Arch::Amd64 => amd64(code),
-        Arch::I386 => i386(code),
-        Arch::Arm64 => arm64(code),
+    let body = match arch {
+        Arch::Amd64 => amd64(),
+        Arch::I386 => {
+            let (code, start) = i386(code);
+            Body::data_then_code(arch, &[], code, start)
+        }
+        Arch::Arm64 => {
+            let (code, start) = arm64(code);
+            Body::data_then_code(arch, &[], code, start)
+        }
     };
-    Body::data_then_code(arch, &[], code, start).link(arch)
+    body.link(arch)
 }
 
-fn amd64(base: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<X64Relocation>::new(0);
+fn amd64() -> Body {
+    let mut ops = amd64_with_data(&[]);
     dynasm!(ops
         ; .arch x64
-        // restorer: where a handler returns to.
+        ; ->restorer:                         // where a handler returns to
         ; mov eax, 15                         // SYS_rt_sigreturn
         ; syscall
-    );
-    let handler = base + ops.offset().0 as u32;
-    dynasm!(ops
-        ; .arch x64
-        // handler(signo in edi): kill(child, signo).
+        ; ->handler:                          // handler(signo in edi): kill(child, signo)
         ; mov esi, edi
         ; mov edi, r12d
         ; mov eax, 62                         // SYS_kill
@@ -64,10 +64,12 @@ fn amd64(base: u32) -> (Vec<u8>, usize) {
         ; jz >child
         ; js ->failed
         ; mov r12, rax                        // the child's pid, for the handler
+        ; lea rax, [->restorer]
+        ; lea rcx, [->handler]
         ; push 0                              // struct sigaction: mask,
-        ; push base as i32                    // restorer,
+        ; push rax                            // restorer,
         ; push signal::SA_RESTORER | signal::SA_RESTART // flags,
-        ; push handler as i32                 // handler
+        ; push rcx                            // handler
         ; mov rsi, rsp
         ; xor edx, edx
         ; mov r10d, 8
@@ -110,7 +112,7 @@ fn amd64(base: u32) -> (Vec<u8>, usize) {
         ; mov eax, 60                         // SYS_exit
         ; syscall
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
 
 fn i386(base: u32) -> (Vec<u8>, usize) {

@@ -91,6 +91,17 @@ impl Body {
         }
     }
 
+    /// A whole body assembled at once (data, then code reaching it pc-relatively), with
+    /// execution starting at `start`: position-independent, so the layout may place it
+    /// anywhere.
+    fn position_independent(bytes: Vec<u8>, start: usize) -> Self {
+        Self {
+            bytes,
+            entry: start,
+            relocatable: true,
+        }
+    }
+
     /// Code that uses no absolute address and no data, which the layout may place
     /// anywhere, even inside the ELF headers.
     fn relocatable(code: Vec<u8>) -> Self {
@@ -115,6 +126,16 @@ fn address(arch: Arch, offset: usize) -> u64 {
 /// The address code is mapped at, in a body that begins with `data_len` bytes of data.
 fn code_address(arch: Arch, data_len: usize) -> u32 {
     address(arch, code_offset(arch, data_len)) as u32
+}
+
+/// An x86-64 assembler whose buffer starts with `data` under the global label `data`,
+/// so that code reaches it rip-relatively, wherever the layout puts the body.
+fn amd64_with_data(data: &[u8]) -> dynasmrt::VecAssembler<dynasmrt::x64::X64Relocation> {
+    use dynasmrt::{DynasmLabelApi, dynasm};
+    let mut ops = dynasmrt::VecAssembler::new(0);
+    dynasm!(ops ; .arch x64 ; ->data:);
+    ops.extend(data);
+    ops
 }
 
 /// `mov Xreg, value` for any 32-bit value: one `movz`, plus a `movk` for the high half.

@@ -5,27 +5,31 @@
 //! The handler is the first code in the body, at an address known before assembly: it
 //! exits 0 and never returns, so no signal frame is ever unwound.
 
-use super::{Arch, Body, arm64_mov32, code_address, signal};
-use dynasmrt::{
-    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
-};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
+use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
     let quit = code_address(arch, 0);
-    let (code, start) = match arch {
-        Arch::Amd64 => amd64(quit),
-        Arch::I386 => i386(quit),
-        Arch::Arm64 => arm64(quit),
+    let body = match arch {
+        Arch::Amd64 => amd64(),
+        Arch::I386 => {
+            let (code, start) = i386(quit);
+            Body::data_then_code(arch, &[], code, start)
+        }
+        Arch::Arm64 => {
+            let (code, start) = arm64(quit);
+            Body::data_then_code(arch, &[], code, start)
+        }
     };
-    Body::data_then_code(arch, &[], code, start).link(arch)
+    body.link(arch)
 }
 
-fn amd64(quit: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<X64Relocation>::new(0);
+fn amd64() -> Body {
+    let mut ops = amd64_with_data(&[]);
     dynasm!(ops
         ; .arch x64
-        // quit: the SIGTERM/SIGINT handler.
+        ; ->quit:                             // the SIGTERM/SIGINT handler
         ; xor edi, edi
         ; mov eax, 60                         // SYS_exit(0)
         ; syscall
@@ -34,10 +38,11 @@ fn amd64(quit: u32) -> (Vec<u8>, usize) {
     dynasm!(ops
         ; .arch x64
         // struct sigaction on the stack: handler, flags, restorer, mask.
+        ; lea rax, [->quit]
         ; push 0                              // sa_mask: block nothing
-        ; push quit as i32                    // sa_restorer: x86-64 needs one; never used
+        ; push rax                            // sa_restorer: x86-64 needs one; never used
         ; push signal::SA_RESTORER
-        ; push quit as i32                    // sa_handler
+        ; push rax                            // sa_handler
         ; mov rsi, rsp
         ; xor edx, edx                        // no old action
         ; mov r10d, 8                         // sizeof(sigset_t)
@@ -56,7 +61,7 @@ fn amd64(quit: u32) -> (Vec<u8>, usize) {
         ; syscall
         ; jmp <sleep
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
 
 fn i386(quit: u32) -> (Vec<u8>, usize) {
