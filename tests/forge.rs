@@ -520,12 +520,21 @@ fn responses_carry_status_type_and_length() {
 /// independent decoder, and fails on any byte sequence that is not an instruction.
 fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
     let elf = kernel_elf::read(program).unwrap();
-    let start = (elf.entry - (elf.segments[0].vaddr & !0xfff)) as usize;
+    let page = elf.segments[0].vaddr & !0xfff;
+    let mut start = (elf.entry - page) as usize;
+    if arch == Arch::Amd64 {
+        // The amd64 layout enters at offset 1: REX prefixes and a jump into the body.
+        let mut decoder = iced_x86::Decoder::with_ip(64, &program[start..], elf.entry, iced_x86::DecoderOptions::NONE);
+        let jump = decoder.decode();
+        assert_eq!(jump.mnemonic(), iced_x86::Mnemonic::Jmp, "amd64 enters through a jump");
+        start = (jump.near_branch_target() - page) as usize;
+    }
     let code = &program[start..];
+    let first = page + start as u64;
     match arch {
         Arch::Amd64 | Arch::I386 => {
             let bits = if arch == Arch::Amd64 { 64 } else { 32 };
-            let mut decoder = iced_x86::Decoder::with_ip(bits, code, elf.entry, iced_x86::DecoderOptions::NONE);
+            let mut decoder = iced_x86::Decoder::with_ip(bits, code, first, iced_x86::DecoderOptions::NONE);
             let mut formatter = iced_x86::IntelFormatter::new();
             let mut lines = Vec::new();
             for instruction in &mut decoder {
@@ -549,7 +558,7 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
                     let instruction = decoder
                         .decode(&mut U8Reader::new(word))
                         .unwrap_or_else(|e| panic!("arm64: invalid code at +{}: {e}", i * 4));
-                    format!("{:#07x}  {instruction}", elf.entry + 4 * i as u64)
+                    format!("{:#07x}  {instruction}", first + 4 * i as u64)
                 })
                 .collect()
         }

@@ -7,7 +7,10 @@
 //! the magic, `e_type`, `e_machine`, `e_phentsize`, `e_phnum` and the program header;
 //! qemu-user also checks `e_ident`, `e_ehsize` and `e_phentsize`.
 //!
-//! - **ELF64** (amd64, arm64; qemu-safe): the program header starts 8 bytes before the
+//! - **amd64** (see [`amd64`]): the program header starts at byte 24, so headers end at
+//!   byte 80 and the body starts at 72, over the unchecked `p_align`. Execution starts at
+//!   file offset 1, where "ELF" reads as REX prefixes to a jump into the body. 72 bytes.
+//! - **arm64** (qemu-safe ELF64): the program header starts 8 bytes before the
 //!   end of the ELF header. Those 8 bytes are `e_phnum`, `e_shentsize`, `e_shnum` and
 //!   `e_shstrndx`; as the start of the program header they read `p_type = 1` (so
 //!   `e_phnum = 1`, `e_shentsize = 0`) and `p_flags = 5` (so `e_shnum = 5`, ignored: there
@@ -18,21 +21,30 @@
 
 use super::Arch;
 
-/// Where the single segment is mapped. At or above 0x10000 so that hosts with
-/// `vm.mmap_min_addr=65536` (the common default) still map it.
+/// Where the single segment is mapped on 386 and arm64. At or above 0x10000 so that
+/// hosts with `vm.mmap_min_addr=65536` (the common default) still map it.
 pub const LOAD_ADDRESS: u64 = 0x10000;
+
+/// Where the amd64 layout maps the file: `p_flags` (5) is the high half of `e_entry`.
+const AMD64_LOAD_ADDRESS: u64 = 5 << 32;
 
 /// The size of the headers that precede the body.
 pub fn headers_len(arch: Arch) -> usize {
     match arch {
         Arch::I386 => ELF32_HEADERS,
-        Arch::Amd64 | Arch::Arm64 => ELF64_HEADERS,
+        Arch::Amd64 => AMD64_HEADERS,
+        Arch::Arm64 => ELF64_HEADERS,
     }
 }
 
 /// The address the first byte of the body is mapped at.
 pub fn body_address(arch: Arch) -> u64 {
-    LOAD_ADDRESS + headers_len(arch) as u64
+    let load = if arch == Arch::Amd64 {
+        AMD64_LOAD_ADDRESS
+    } else {
+        LOAD_ADDRESS
+    };
+    load + headers_len(arch) as u64
 }
 
 /// Lays out a static executable for `arch`: headers, then `body`, execution starting
@@ -41,8 +53,66 @@ pub fn body_address(arch: Arch) -> u64 {
 pub fn executable(arch: Arch, body: &[u8], entry: usize, relocatable: bool) -> Vec<u8> {
     match arch {
         Arch::I386 => elf32(body, entry, relocatable),
-        Arch::Amd64 | Arch::Arm64 => elf64(arch, body, entry),
+        Arch::Amd64 => {
+            assert!(
+                relocatable,
+                "amd64 bodies are position-independent: the load address is above 4 GiB"
+            );
+            amd64(body, entry)
+        }
+        Arch::Arm64 => elf64(arch, body, entry),
     }
+}
+
+/// Bytes of the amd64 layout before the body: the body overlaps `p_align`.
+const AMD64_HEADERS: usize = 72;
+
+/// The amd64 layout: 80 bytes of headers, the program header starting at byte 24.
+///
+/// ```text
+///  0  7f 'E' 'L' 'F'     magic; execution starts at offset 1, where 45 4c 46 are
+///                        REX prefixes to the jump that follows
+///  4  jmp body           EI_CLASS.. (Linux's loader picks the 64-bit reader by
+///                        e_machine and never reads EI_CLASS or EI_DATA)
+/// 16  e_type = 2, e_machine = 62
+/// 20  e_version          (unchecked)
+/// 24  p_type = 1, p_flags = 5 (R+X)   | e_entry = 5 << 32 | 1: file offset 1
+/// 32  p_offset = 24                   | e_phoff = 24
+/// 40  p_vaddr = 5 << 32 | 24          | e_shoff (unchecked); congruent to p_offset
+///                                       modulo the page size, as mmap needs
+/// 48  p_paddr (unchecked)             | e_flags, e_ehsize, e_phentsize = 56 at 54
+/// 56  p_filesz = 1 + 65536 k          | e_phnum = 1 at 56, then e_shentsize.. (unchecked)
+/// 64  p_memsz = p_filesz: no zero-filled tail
+/// 72  p_align (unchecked for ET_EXEC) = the body's first bytes
+/// ```
+fn amd64(body: &[u8], entry: usize) -> Vec<u8> {
+    let file_size = (AMD64_HEADERS + body.len()).max(80);
+    // The segment maps whole pages from file offset 0: k grows until they cover the file.
+    let covered = |k: u64| (24 + 1 + 65536 * k).next_multiple_of(4096);
+    let k = (0..)
+        .find(|&k| covered(k) >= file_size as u64)
+        .expect("some k covers any file");
+    let filesz = 1 + 65536 * k;
+    let mut elf = vec![0u8; file_size];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    let target = AMD64_HEADERS + entry;
+    match i8::try_from(target - 6) {
+        Ok(near) => elf[4..6].copy_from_slice(&[0xeb, near as u8]), // jmp rel8
+        Err(_) => {
+            elf[4] = 0xe9; // jmp rel32
+            elf[5..9].copy_from_slice(&((target - 9) as u32).to_le_bytes());
+        }
+    }
+    let mut set = |at: usize, value: u64| elf[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    set(16, 2 | 62 << 16); // e_type, e_machine, e_version = 0
+    set(24, AMD64_LOAD_ADDRESS | 1); // e_entry = p_type 1, p_flags 5
+    set(32, 24); // e_phoff = p_offset
+    set(40, AMD64_LOAD_ADDRESS | 24); // p_vaddr
+    set(48, 56 << 48); // e_phentsize
+    set(56, filesz); // p_filesz; its low 16 bits are e_phnum = 1
+    set(64, filesz); // p_memsz
+    elf[AMD64_HEADERS..AMD64_HEADERS + body.len()].copy_from_slice(body);
+    elf
 }
 
 const ELF64_HEADERS: usize = 64 + 56 - 8;
@@ -142,22 +212,44 @@ mod tests {
     #[test]
     fn the_loader_reads_every_layout_back() {
         for arch in Arch::ALL {
-            let elf = executable(arch, &[0xcc; 30], 1, false);
+            let elf = executable(arch, &[0xcc; 30], 1, arch == Arch::Amd64);
             assert_eq!(elf.len(), headers_len(arch) + 30);
             let view = kernel_elf::read(&elf).unwrap();
             assert_eq!(view.machine, arch.elf_machine(), "{arch:?}");
-            assert_eq!(view.entry, body_address(arch) + 1);
             let load = &view.segments[0];
-            assert_eq!(
-                (view.segments.len(), load.kind, load.vaddr),
-                (1, kernel_elf::PT_LOAD, LOAD_ADDRESS)
-            );
+            assert_eq!((view.segments.len(), load.kind), (1, kernel_elf::PT_LOAD));
+            assert_eq!(load.filesz, load.memsz, "{arch:?}: no zero-filled tail");
+            // The mapping starts at the page holding file offset 0 and covers the file.
+            let page = load.vaddr - load.offset;
+            assert_eq!(page % 4096, 0, "{arch:?}");
             assert!(
-                load.filesz >= elf.len() as u64 && load.filesz == load.memsz,
-                "{arch:?}: {load:?}"
+                (load.offset + load.filesz).next_multiple_of(4096) >= elf.len() as u64,
+                "{arch:?}"
             );
+            if arch == Arch::Amd64 {
+                // Execution starts at offset 1; at offset 4 a jump leads to the body's entry.
+                assert_eq!(view.entry - page, 1);
+                assert_eq!(&elf[4..6], &[0xeb, (AMD64_HEADERS + 1 - 6) as u8]);
+            } else {
+                assert_eq!(view.entry, body_address(arch) + 1);
+            }
             assert!(view.interpreter.is_none());
         }
+    }
+
+    #[test]
+    fn amd64_segments_grow_with_the_file_and_far_entries_jump_far() {
+        let big = executable(Arch::Amd64, &vec![0x90; 100_000], 99_999, true);
+        let load = &kernel_elf::read(&big).unwrap().segments[0];
+        assert!((load.offset + load.filesz).next_multiple_of(4096) >= big.len() as u64);
+        assert_eq!(big[4], 0xe9);
+        let target = 9 + u32::from_le_bytes(big[5..9].try_into().unwrap()) as usize;
+        assert_eq!(target, AMD64_HEADERS + 99_999);
+        assert_eq!(
+            executable(Arch::Amd64, &[0x90; 3], 0, true).len(),
+            80,
+            "the headers end at 80"
+        );
     }
 
     #[test]

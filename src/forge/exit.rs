@@ -15,10 +15,13 @@ pub fn program(arch: Arch, status: u8) -> Vec<u8> {
 
 fn amd64(status: u8) -> Vec<u8> {
     let mut ops = VecAssembler::<X64Relocation>::new(0);
+    // 8 bytes: the whole body fits the 8 bytes of p_align the amd64 layout ends with.
     dynasm!(ops
         ; .arch x64
-        ; mov edi, status as i32
-        ; mov eax, 60                 // SYS_exit
+        ; push BYTE status as i8       // push imm8 (2 bytes, not mov's 5): sign-extended,
+        ; pop rdi                      // but exit keeps only the low 8 bits of the status
+        ; push BYTE 60                 // SYS_exit, the same way
+        ; pop rax
         ; syscall
     );
     ops.finalize().expect("no labels")
