@@ -529,12 +529,12 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
         assert_eq!(jump.mnemonic(), iced_x86::Mnemonic::Jmp, "amd64 enters through a jump");
         start = (jump.near_branch_target() - page) as usize;
     }
-    let code = &program[start..];
     let first = page + start as u64;
     match arch {
         Arch::Amd64 | Arch::I386 => {
             let bits = if arch == Arch::Amd64 { 64 } else { 32 };
-            let mut decoder = iced_x86::Decoder::with_ip(bits, code, first, iced_x86::DecoderOptions::NONE);
+            let mut decoder =
+                iced_x86::Decoder::with_ip(bits, &program[start..], first, iced_x86::DecoderOptions::NONE);
             let mut formatter = iced_x86::IntelFormatter::new();
             let mut lines = Vec::new();
             for instruction in &mut decoder {
@@ -552,15 +552,27 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
         Arch::Arm64 => {
             use yaxpeax_arch::{Decoder as _, U8Reader};
             let decoder = yaxpeax_arm::armv8::a64::InstDecoder::default();
-            code.chunks(4)
-                .enumerate()
-                .map(|(i, word)| {
-                    let instruction = decoder
-                        .decode(&mut U8Reader::new(word))
-                        .unwrap_or_else(|e| panic!("arm64: invalid code at +{}: {e}", i * 4));
-                    format!("{:#07x}  {instruction}", first + 4 * i as u64)
-                })
-                .collect()
+            let mut lines: Vec<String> = Vec::new();
+            let mut at = start;
+            while at + 4 <= program.len() {
+                let word = u32::from_le_bytes(program[at..at + 4].try_into().unwrap());
+                let instruction = decoder
+                    .decode(&mut U8Reader::new(&program[at..at + 4]))
+                    .unwrap_or_else(|e| panic!("arm64: invalid code at {at:#x}: {e}"));
+                let text = instruction.to_string();
+                let exits = text.starts_with("svc") && lines.last().is_some_and(|l| l.ends_with("x8, #0x5d"));
+                lines.push(format!("{:#07x}  {text}", page + at as u64));
+                if exits {
+                    break; // SYS_exit: what follows may be header fields
+                }
+                // An unconditional branch (b) may lead from one header hole to the next.
+                at = if word >> 26 == 0b000101 {
+                    at + 4 * (word & 0x03ff_ffff) as usize
+                } else {
+                    at + 4
+                };
+            }
+            lines
         }
     }
 }

@@ -47,21 +47,71 @@ pub fn body_address(arch: Arch) -> u64 {
     load + headers_len(arch) as u64
 }
 
+/// How freely the layout may move a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movable {
+    /// It holds absolute addresses: it must start at [`body_address`].
+    No,
+    /// Position-independent: it may start anywhere, in one piece.
+    Whole,
+    /// No references at all: it may even be cut between instructions and spread over
+    /// the fields of the headers that the loader ignores.
+    ByInstruction,
+}
+
 /// Lays out a static executable for `arch`: headers, then `body`, execution starting
-/// `entry` bytes into the body. A `relocatable` body (no absolute addresses in it) may
-/// be moved into the headers when it fits there.
-pub fn executable(arch: Arch, body: &[u8], entry: usize, relocatable: bool) -> Vec<u8> {
+/// `entry` bytes into the body. A movable body may go into the headers when it fits.
+pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Vec<u8> {
     match arch {
-        Arch::I386 => elf32(body, entry, relocatable),
+        Arch::I386 => elf32(body, entry, movable != Movable::No),
         Arch::Amd64 => {
             assert!(
-                relocatable,
+                movable != Movable::No,
                 "amd64 bodies are position-independent: the load address is above 4 GiB"
             );
             amd64(body, entry)
         }
+        Arch::Arm64 if movable == Movable::ByInstruction && entry == 0 => {
+            arm64_in_headers(body).unwrap_or_else(|| elf64(arch, body, entry))
+        }
         Arch::Arm64 => elf64(arch, body, entry),
     }
+}
+
+/// Fields of the arm64 headers neither Linux nor qemu reads, as (offset, instructions):
+/// `e_ident[8..16]`; `e_shoff` and `e_flags`; `p_paddr`; `p_align`.
+const ARM64_HOLES: [(usize, usize); 4] = [(8, 2), (40, 3), (80, 2), (104, 2)];
+
+/// Places instructions in [`ARM64_HOLES`], the last slot of each hole branching to the
+/// next, so a short program adds nothing to the 112 bytes of headers. `None` if the
+/// instructions need more room than the holes have.
+fn arm64_in_headers(code: &[u8]) -> Option<Vec<u8>> {
+    let mut instructions = code.chunks(4);
+    let mut elf = elf64(Arch::Arm64, &[], 0);
+    let mut remaining = code.len() / 4;
+    for (index, &(at, slots)) in ARM64_HOLES.iter().enumerate() {
+        let last = remaining <= slots;
+        let taken = if last { remaining } else { slots - 1 };
+        for slot in 0..taken {
+            elf[at + 4 * slot..at + 4 * slot + 4].copy_from_slice(instructions.next()?);
+        }
+        remaining -= taken;
+        if last {
+            let entry = body_address_of(Arch::Arm64, ARM64_HOLES[0].0);
+            elf[24..32].copy_from_slice(&entry.to_le_bytes()); // e_entry: the first hole
+            return Some(elf);
+        }
+        let (next, _) = *ARM64_HOLES.get(index + 1)?;
+        let from = at + 4 * taken;
+        let branch = 0x1400_0000 | ((next - from) / 4) as u32; // b next (forward)
+        elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
+    }
+    None
+}
+
+/// The address of file offset `offset` in the arm64 and 386 layouts.
+fn body_address_of(_arch: Arch, offset: usize) -> u64 {
+    LOAD_ADDRESS + offset as u64
 }
 
 /// Bytes of the amd64 layout before the body: the body overlaps `p_align`.
@@ -212,7 +262,12 @@ mod tests {
     #[test]
     fn the_loader_reads_every_layout_back() {
         for arch in Arch::ALL {
-            let elf = executable(arch, &[0xcc; 30], 1, arch == Arch::Amd64);
+            let movable = if arch == Arch::Amd64 {
+                Movable::Whole
+            } else {
+                Movable::No
+            };
+            let elf = executable(arch, &[0xcc; 30], 1, movable);
             assert_eq!(elf.len(), headers_len(arch) + 30);
             let view = kernel_elf::read(&elf).unwrap();
             assert_eq!(view.machine, arch.elf_machine(), "{arch:?}");
@@ -239,7 +294,7 @@ mod tests {
 
     #[test]
     fn amd64_segments_grow_with_the_file_and_far_entries_jump_far() {
-        let big = executable(Arch::Amd64, &vec![0x90; 100_000], 99_999, true);
+        let big = executable(Arch::Amd64, &vec![0x90; 100_000], 99_999, Movable::Whole);
         let load = &kernel_elf::read(&big).unwrap().segments[0];
         assert!((load.offset + load.filesz).next_multiple_of(4096) >= big.len() as u64);
         assert_eq!(big[4], 0xe9);
@@ -254,13 +309,13 @@ mod tests {
 
     #[test]
     fn small_relocatable_code_lives_in_the_elf32_headers() {
-        let elf = executable(Arch::I386, &[0x90; 10], 0, true);
+        let elf = executable(Arch::I386, &[0x90; 10], 0, Movable::ByInstruction);
         assert_eq!(elf.len(), 45);
         assert_eq!(&elf[32..42], &[0x90; 10]);
         let view = kernel_elf::read(&elf).unwrap();
         assert_eq!(view.entry, LOAD_ADDRESS + 32);
         // Not relocatable, or too long: after the headers.
-        assert_eq!(executable(Arch::I386, &[0x90; 10], 0, false).len(), 56);
-        assert_eq!(executable(Arch::I386, &[0x90; 11], 0, true).len(), 57);
+        assert_eq!(executable(Arch::I386, &[0x90; 10], 0, Movable::No).len(), 56);
+        assert_eq!(executable(Arch::I386, &[0x90; 11], 0, Movable::ByInstruction).len(), 57);
     }
 }

@@ -10,7 +10,7 @@ pub fn program(arch: Arch, status: u8) -> Vec<u8> {
         Arch::I386 => i386(status),
         Arch::Arm64 => arm64(status),
     };
-    Body::relocatable(code).link(arch)
+    Body::movable_by_instruction(code).link(arch)
 }
 
 fn amd64(status: u8) -> Vec<u8> {

@@ -71,8 +71,8 @@ impl Arch {
 pub(crate) struct Body {
     bytes: Vec<u8>,
     entry: usize,
-    /// No absolute address in it: the layout may move it.
-    relocatable: bool,
+    /// How freely the layout may move it.
+    movable: elf::Movable,
 }
 
 impl Body {
@@ -87,7 +87,7 @@ impl Body {
         Self {
             bytes,
             entry: code_at + start,
-            relocatable: false,
+            movable: elf::Movable::No,
         }
     }
 
@@ -98,23 +98,23 @@ impl Body {
         Self {
             bytes,
             entry: start,
-            relocatable: true,
+            movable: elf::Movable::Whole,
         }
     }
 
-    /// Code that uses no absolute address and no data, which the layout may place
-    /// anywhere, even inside the ELF headers.
-    fn relocatable(code: Vec<u8>) -> Self {
+    /// Code with no references at all (no data, no absolute or relative addresses),
+    /// which the layout may place anywhere, even cut up across the ELF headers' holes.
+    fn movable_by_instruction(code: Vec<u8>) -> Self {
         Self {
             bytes: code,
             entry: 0,
-            relocatable: true,
+            movable: elf::Movable::ByInstruction,
         }
     }
 
     /// The finished ELF file.
     fn link(self, arch: Arch) -> Vec<u8> {
-        elf::executable(arch, &self.bytes, self.entry, self.relocatable)
+        elf::executable(arch, &self.bytes, self.entry, self.movable)
     }
 }
 
