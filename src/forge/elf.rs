@@ -301,7 +301,7 @@ mod tests {
         let target = 9 + u32::from_le_bytes(big[5..9].try_into().unwrap()) as usize;
         assert_eq!(target, AMD64_HEADERS + 99_999);
         assert_eq!(
-            executable(Arch::Amd64, &[0x90; 3], 0, true).len(),
+            executable(Arch::Amd64, &[0x90; 3], 0, Movable::Whole).len(),
             80,
             "the headers end at 80"
         );
