@@ -91,7 +91,7 @@ fn hello_and_exit_behave_on_every_arch_as_root_and_as_nobody() {
 }
 
 #[test]
-fn hello_writes_more_than_a_pipe_buffer_and_fails_on_a_closed_stdout() {
+fn hello_writes_more_than_a_pipe_buffer_in_one_call() {
     let message: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     for arch in runnable() {
         let program = hello::program(arch, &message, 0);
@@ -102,8 +102,9 @@ fn hello_writes_more_than_a_pipe_buffer_and_fails_on_a_closed_stdout() {
             out.stdout.len(),
             message.len()
         );
-        let closed = run_in_shell(arch, &program, "exec >&-;", "");
-        assert_eq!(closed.status.code(), Some(1), "{arch:?} exits 1 when stdout refuses");
+        // One write, unchecked (as documented): a closed stdout changes nothing else.
+        let closed = run_in_shell(arch, &hello::program(arch, b"x", 7), "exec >&-;", "");
+        assert_eq!(closed.status.code(), Some(7), "{arch:?} exits with its status");
     }
 }
 
