@@ -30,34 +30,40 @@ fn amd64() -> Body {
     dynasm!(ops
         ; .arch x64
         ; ->quit:                             // the SIGTERM/SIGINT handler
-        ; xor edi, edi
-        ; mov eax, 60                         // SYS_exit(0)
+        ; xor edi, edi                        // status 0 (rdi held the signal number)
+        ; push BYTE 60                        // SYS_exit: push/pop imm8, 3 bytes
+        ; pop rax
         ; syscall
     );
     let start = ops.offset().0;
     dynasm!(ops
         ; .arch x64
-        // struct sigaction on the stack: handler, flags, restorer, mask.
-        ; lea rax, [->quit]
-        ; push 0                              // sa_mask: block nothing
-        ; push rax                            // sa_restorer: x86-64 needs one; never used
+        ; lea rbx, [->quit]                   // rbx: system calls leave it alone
+        // struct sigaction on the stack, SIGCHLD's first: handler, flags, restorer, mask.
+        ; push rdx                            // sa_mask: 0 (rdx starts at 0)
+        ; push rbx                            // sa_restorer: x86-64 needs one; never used
         ; push signal::SA_RESTORER
-        ; push rax                            // sa_handler
-        ; mov rsi, rsp
-        ; xor edx, edx                        // no old action
-        ; mov r10d, 8                         // sizeof(sigset_t)
-        ; mov edi, signal::TERM
-        ; mov eax, 13                         // SYS_rt_sigaction (preserves rsi, rdx, r10)
+        ; push BYTE signal::IGNORE as i8      // sa_handler: SIG_IGN, children reap themselves
+        ; push rsp                            // rsi = the struct (push/pop: 2 bytes)
+        ; pop rsi
+        ; push BYTE 8                         // sizeof(sigset_t); rdx, the old action, is 0
+        ; pop r10
+        ; push BYTE signal::CHLD as i8
+        ; pop rdi
+        ; mov al, BYTE 13                          // SYS_rt_sigaction: rax is 0 at start and
+        ; syscall                             // after each success, so its low byte will do
+        ; mov [rsp], rbx                      // the same struct, now with the quit handler
+        ; push BYTE signal::TERM as i8
+        ; pop rdi
+        ; mov al, BYTE 13
         ; syscall
-        ; mov edi, signal::INT
-        ; mov eax, 13
-        ; syscall
-        ; mov QWORD [rsp], signal::IGNORE     // SIGCHLD: discard, children reap themselves
-        ; mov edi, signal::CHLD
-        ; mov eax, 13
+        ; push BYTE signal::INT as i8
+        ; pop rdi
+        ; mov al, BYTE 13
         ; syscall
         ; sleep:
-        ; mov eax, 34                         // SYS_pause: returns only after a handler
+        ; push BYTE 34                        // SYS_pause: returns only after a handler
+        ; pop rax
         ; syscall
         ; jmp <sleep
     );
@@ -68,34 +74,36 @@ fn i386(quit: u32) -> (Vec<u8>, usize) {
     let mut ops = VecAssembler::<X86Relocation>::new(0);
     dynasm!(ops
         ; .arch x86
-        ; xor ebx, ebx
-        ; mov eax, 1                          // SYS_exit(0)
+        ; xor ebx, ebx                        // status 0
+        ; push BYTE 1                         // SYS_exit (eax held the signal number)
+        ; pop eax
         ; int BYTE 0x80u8 as i8
     );
     let start = ops.offset().0;
     dynasm!(ops
         ; .arch x86
-        // struct sigaction: handler, flags, restorer, 8-byte mask.
-        ; push 0
-        ; push 0                              // sa_mask
-        ; push 0                              // sa_restorer: unused (the handler exits)
-        ; push 0                              // sa_flags
-        ; push quit as i32                    // sa_handler
+        // struct sigaction, SIGCHLD's first: handler, flags, restorer, 8-byte mask.
+        ; push edx
+        ; push edx                            // sa_mask: 0 (edx starts at 0)
+        ; push edx                            // sa_restorer: unused (the handler exits)
+        ; push edx                            // sa_flags
+        ; push BYTE signal::IGNORE as i8      // sa_handler: SIG_IGN
         ; mov ecx, esp
-        ; xor edx, edx
-        ; mov esi, 8
-        ; mov ebx, signal::TERM
-        ; mov eax, 174                        // SYS_rt_sigaction (not the legacy sigaction)
+        ; push BYTE 8                         // sizeof(sigset_t); edx, the old action, is 0
+        ; pop esi
+        ; mov bl, BYTE signal::CHLD as i8          // ebx starts at 0: its low byte will do
+        ; mov al, BYTE 174u8 as i8                         // SYS_rt_sigaction (not the legacy sigaction);
+        ; int BYTE 0x80u8 as i8               // eax is 0 at start and after each success
+        ; mov DWORD [esp], quit as i32        // the same struct, now with the quit handler
+        ; mov bl, BYTE signal::TERM as i8
+        ; mov al, BYTE 174u8 as i8
         ; int BYTE 0x80u8 as i8
-        ; mov ebx, signal::INT
-        ; mov eax, 174
-        ; int BYTE 0x80u8 as i8
-        ; mov DWORD [esp], signal::IGNORE
-        ; mov ebx, signal::CHLD
-        ; mov eax, 174
+        ; mov bl, BYTE signal::INT as i8
+        ; mov al, BYTE 174u8 as i8
         ; int BYTE 0x80u8 as i8
         ; sleep:
-        ; mov eax, 29                         // SYS_pause
+        ; push BYTE 29                        // SYS_pause
+        ; pop eax
         ; int BYTE 0x80u8 as i8
         ; jmp <sleep
     );
