@@ -8,7 +8,7 @@
 //! addresses known before assembly; handlers use `SA_RESTART`, so the `wait4` they
 //! interrupt simply continues.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, signal};
 use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// The signals passed on to the child.
@@ -26,19 +26,7 @@ const NOT_EXECUTED: i32 = 127;
 
 /// A static init program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    let code = code_address(arch, 0);
-    let body = match arch {
-        Arch::Amd64 => amd64(),
-        Arch::I386 => {
-            let (code, start) = i386(code);
-            Body::data_then_code(arch, &[], code, start)
-        }
-        Arch::Arm64 => {
-            let (code, start) = arm64(code);
-            Body::data_then_code(arch, &[], code, start)
-        }
-    };
-    body.link(arch)
+    super::without_data(arch, amd64, i386, arm64)
 }
 
 fn amd64() -> Body {

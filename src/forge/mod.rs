@@ -118,6 +118,26 @@ impl Body {
     }
 }
 
+/// A program with no data: amd64's position-independent body, or the 386 or arm64 code
+/// assembled for the address the code starts at (signal handlers first), with where
+/// execution starts in it.
+fn without_data(
+    arch: Arch,
+    amd64: impl FnOnce() -> Body,
+    i386: impl FnOnce(u32) -> (Vec<u8>, usize),
+    arm64: impl FnOnce(u32) -> (Vec<u8>, usize),
+) -> Vec<u8> {
+    let base = code_address(arch, 0);
+    let body = match arch {
+        Arch::Amd64 => amd64(),
+        Arch::I386 | Arch::Arm64 => {
+            let (code, start) = if arch == Arch::I386 { i386(base) } else { arm64(base) };
+            Body::data_then_code(arch, &[], code, start)
+        }
+    };
+    body.link(arch)
+}
+
 /// The address of the byte `offset` bytes into a body.
 fn address(arch: Arch, offset: usize) -> u64 {
     elf::body_address(arch) + offset as u64

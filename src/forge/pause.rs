@@ -5,24 +5,12 @@
 //! The handler is the first code in the body, at an address known before assembly: it
 //! exits 0 and never returns, so no signal frame is ever unwound.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, signal};
 use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    let quit = code_address(arch, 0);
-    let body = match arch {
-        Arch::Amd64 => amd64(),
-        Arch::I386 => {
-            let (code, start) = i386(quit);
-            Body::data_then_code(arch, &[], code, start)
-        }
-        Arch::Arm64 => {
-            let (code, start) = arm64(quit);
-            Body::data_then_code(arch, &[], code, start)
-        }
-    };
-    body.link(arch)
+    super::without_data(arch, amd64, i386, arm64)
 }
 
 fn amd64() -> Body {
