@@ -97,8 +97,8 @@ fn arm64_in_headers(code: &[u8]) -> Option<Vec<u8>> {
         }
         remaining -= taken;
         if last {
-            let entry = body_address_of(Arch::Arm64, ARM64_HOLES[0].0);
-            elf[24..32].copy_from_slice(&entry.to_le_bytes()); // e_entry: the first hole
+            let entry = LOAD_ADDRESS + ARM64_HOLES[0].0 as u64; // e_entry: the first hole
+            elf[24..32].copy_from_slice(&entry.to_le_bytes());
             return Some(elf);
         }
         let (next, _) = *ARM64_HOLES.get(index + 1)?;
@@ -107,11 +107,6 @@ fn arm64_in_headers(code: &[u8]) -> Option<Vec<u8>> {
         elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
     }
     None
-}
-
-/// The address of file offset `offset` in the arm64 and 386 layouts.
-fn body_address_of(_arch: Arch, offset: usize) -> u64 {
-    LOAD_ADDRESS + offset as u64
 }
 
 /// Bytes of the amd64 layout before the body: the body overlaps `p_align`.
