@@ -52,7 +52,8 @@ enum Command {
     ///
     /// Reads each request before answering, survives clients that reset, and exits 0 on
     /// SIGTERM or SIGINT, also as PID 1. One connection at a time; a client that sends
-    /// nothing is answered after 1 second.
+    /// nothing is answered after 1 second. If the port cannot be bound, the exit status
+    /// is the errno: 98 when the port is taken, 13 for a port below 1024 without privilege.
     Http(HttpArgs),
     /// Put files into a FROM-scratch image.
     ///

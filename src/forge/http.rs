@@ -2,21 +2,33 @@
 //!
 //! Serves one connection at a time: accept, read the request until a read ends with the
 //! blank line that closes its headers (or the client closes, or 1 second passes:
-//! `SO_RCVTIMEO`), write the response, close. Reading first matters: closing a socket
-//! with unread input sends a reset that can destroy the response in flight. SIGPIPE is
-//! ignored, so a client that resets only fails that one write; SIGTERM and SIGINT exit 0,
-//! also as PID 1. Exits 1 if the port cannot be bound.
+//! `SO_RCVTIMEO`, set once on the listening socket, which accepted ones inherit), send
+//! the response, close. Reading first matters: closing a socket with unread input sends
+//! a reset that can destroy the response in flight. A client that resets fails only its
+//! own send (`MSG_NOSIGNAL`, or SIGPIPE ignored on 386); SIGTERM and SIGINT exit 0, also
+//! as PID 1. `SO_REUSEADDR` lets a restart bind at once although the last connections
+//! wait in TIME_WAIT. If the port cannot be bound, the exit status is the errno: 98
+//! (EADDRINUSE) when it is taken, 13 (EACCES) for a port below 1024 without privilege.
+//!
+//! The read buffer is 64 KiB of stack that `enter` reserves; a request's headers longer
+//! than that are answered when the buffer is full.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, code_address, signal};
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
+use super::{Arch, Body, amd64_with_data, arm64_mov32, arm64_with_data, code_address, signal};
+use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x86::X86Relocation};
 
-/// Bytes read per `read` call; the buffer lives on the stack.
-const BUFFER: i32 = 4096;
+/// Bytes a request may fill in the read buffer (64 KiB of stack, less what is pushed).
+const REQUEST_ROOM: i32 = 0xff00;
 /// `"\r\n\r\n"` as a little-endian 32-bit word: the end of a request's headers.
 const HEADERS_END: i32 = 0x0a0d_0a0d;
+/// Socket option level; also `SOCK_STREAM`, the same number, where a register serves both.
 const SOL_SOCKET: i32 = 1;
 const SO_REUSEADDR: i32 = 2;
 const SO_RCVTIMEO: i32 = 20;
+/// `send` flag: a reset peer gives EPIPE instead of SIGPIPE.
+const MSG_NOSIGNAL: i32 = 0x4000;
+/// `sockaddr_in` and `timeval` are shorter than this, `int` options too: one length
+/// register serves `bind` and both `setsockopt` calls.
+const OPTION_LEN: i32 = 16;
 
 /// The fixed response: status line, headers, body.
 pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
@@ -60,21 +72,12 @@ fn reason(status: u16) -> &'static str {
 /// If `response` is longer than [`super::hello::MAX_MESSAGE`]; callers check first.
 pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
-    let at = super::address(arch, 0) as u32;
-    let quit = code_address(arch, response.len());
-    let len = response.len() as u32;
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
     let body = match arch {
         Arch::Amd64 => amd64(family_port, response),
-        Arch::I386 => {
-            let (code, start) = i386(quit, family_port, at, len);
-            Body::data_then_code(arch, response, code, start)
-        }
-        Arch::Arm64 => {
-            let (code, start) = arm64(quit, family_port, at, len);
-            Body::data_then_code(arch, response, code, start)
-        }
+        Arch::I386 => i386(family_port, response),
+        Arch::Arm64 => arm64(family_port, response),
     };
     body.link(arch)
 }
@@ -83,348 +86,299 @@ fn amd64(family_port: u32, response: &[u8]) -> Body {
     let mut ops = amd64_with_data(response);
     dynasm!(ops
         ; .arch x64
-        ; ->quit:
-        ; xor edi, edi
-        ; mov eax, 60                         // quit: SYS_exit(0)
+        ; ->failed:                           // eax: -errno of the failed call
+        ; neg eax
+        ; ->quit:                             // the SIGTERM/SIGINT handler, entered with
+        ; xchg eax, edi                       //   rax = 0: status 0 (failed: the errno)
+        ; push BYTE 60                        // SYS_exit
+        ; pop rax
         ; syscall
     );
     let start = ops.offset().0;
     dynasm!(ops
         ; .arch x64
-        ; lea rax, [->quit]
-        ; push 0                              // struct sigaction: mask,
-        ; push rax                            // restorer (x86-64 needs one; never used),
-        ; push signal::SA_RESTORER            // flags,
-        ; push rax                            // handler
-        ; mov rsi, rsp
-        ; xor edx, edx
-        ; mov r10d, 8
-        ; mov edi, signal::TERM
-        ; mov eax, 13                         // SYS_rt_sigaction
+        ; enter WORD 0xffffu16 as i16, BYTE 0                    // 64 KiB of stack for requests (4 bytes)
+        ; lea rbx, [->quit]
+        ; push rbx                            // struct sigaction: sa_mask (any: it blocks
+        ; push rbx                            //   only while the handler runs), sa_restorer
+        ; push signal::SA_RESTORER            //   (x86-64 needs one; never used), sa_flags,
+        ; push rbx                            //   sa_handler
+        ; push rsp
+        ; pop rsi
+        ; mov r10b, BYTE 8                    // sizeof(sigset_t); r10 starts at 0
+        ; push BYTE signal::TERM as i8
+        ; pop rdi
+        ; mov al, BYTE 13                     // SYS_rt_sigaction: rax is 0 at start and
+        ; syscall                             //   after each success, so al will do
+        ; push BYTE signal::INT as i8         // SIGINT is 2, as is AF_INET: rdi serves
+        ; pop rdi                             //   socket() too
+        ; mov al, BYTE 13
         ; syscall
-        ; mov edi, signal::INT
-        ; mov eax, 13
+        ; push BYTE SOL_SOCKET as i8          // SOCK_STREAM, and SOL_SOCKET below
+        ; pop rsi
+        ; mov al, BYTE 41                     // SYS_socket(AF_INET, SOCK_STREAM, 0)
         ; syscall
-        ; mov QWORD [rsp], signal::IGNORE     // SIGPIPE: a reset client fails one write only
-        ; mov edi, signal::PIPE
-        ; mov eax, 13
+        ; xchg eax, edi                       // rdi: the listening socket; rax: 2
+        ; mov ebx, edi                        // rbx keeps it
+        ; push rdx                            // struct timeval {1 s, 0 µs}; its first int
+        ; push BYTE 1                         //   is SO_REUSEADDR's 1 too (rdx is 0)
+        ; push rsp
+        ; pop r10
+        ; mov r8b, BYTE OPTION_LEN as i8
+        ; mov dl, BYTE SO_REUSEADDR as i8
+        ; push BYTE 54                        // SYS_setsockopt
+        ; pop rax
         ; syscall
-        ; mov edi, 2                          // AF_INET
-        ; mov esi, 1                          // SOCK_STREAM
-        ; xor edx, edx
-        ; mov eax, 41                         // SYS_socket
+        ; mov dl, BYTE SO_RCVTIMEO as i8
+        ; mov al, BYTE 54
+        ; syscall
+    );
+    // struct sockaddr_in: family and port, then address 0.0.0.0 (sin_zero is not read).
+    if (family_port as i32) < 0 {
+        // push sign-extends: a port whose low byte is 0x80 or more needs the long way.
+        dynasm!(ops ; .arch x64 ; push rax ; mov DWORD [rsp], family_port as i32);
+    } else {
+        dynasm!(ops ; .arch x64 ; push family_port as i32);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; push rsp
+        ; pop rsi
+        ; mov dl, BYTE OPTION_LEN as i8       // rdx was SO_RCVTIMEO: its low byte will do
+        ; mov al, BYTE 49                     // SYS_bind
         ; syscall
         ; test eax, eax
-        ; js ->failed
-        ; mov r12d, eax                       // the listening socket
-        ; mov DWORD [rsp], 1
-        ; mov edi, r12d
-        ; mov esi, SOL_SOCKET
-        ; mov edx, SO_REUSEADDR               // rebind at once after a restart
-        ; mov r10, rsp
-        ; mov r8d, 4
-        ; mov eax, 54                         // SYS_setsockopt
-        ; syscall
-        ; mov DWORD [rsp], family_port as i32 // struct sockaddr_in: family, port,
-        ; mov DWORD [rsp + 4], 0              // address 0.0.0.0,
-        ; mov QWORD [rsp + 8], 0              // padding
-        ; mov edi, r12d
-        ; mov rsi, rsp
-        ; mov edx, 16
-        ; mov eax, 49                         // SYS_bind
-        ; syscall
-        ; test eax, eax
-        ; jnz ->failed
-        ; mov edi, r12d
-        ; mov esi, 128
-        ; mov eax, 50                         // SYS_listen
-        ; syscall
-        ; test eax, eax
-        ; jnz ->failed
-        ; sub rsp, BUFFER
+        ; jnz BYTE ->failed
+        ; mov al, BYTE 50                     // SYS_listen; the backlog (rsi, an address)
+        ; syscall                             //   is clamped to somaxconn
+        ; xor r8d, r8d                        // sendto's address: none (r9 starts at 0)
+        ; mov r10d, MSG_NOSIGNAL
         ; serve:
-        ; mov edi, r12d
-        ; xor esi, esi
-        ; xor edx, edx
-        ; mov eax, 43                         // SYS_accept
+        ; mov edi, ebx
+        ; xor esi, esi                        // accept(socket, NULL, _): no peer address
+        ; push BYTE 43                        // SYS_accept
+        ; pop rax
         ; syscall
-        ; test eax, eax
-        ; js <serve
-        ; mov r13d, eax                       // the connection
-        ; mov QWORD [rsp], 1                  // struct timeval: 1 second,
-        ; mov QWORD [rsp + 8], 0              // 0 microseconds
-        ; mov edi, r13d
-        ; mov esi, SOL_SOCKET
-        ; mov edx, SO_RCVTIMEO
-        ; mov r10, rsp
-        ; mov r8d, 16
-        ; mov eax, 54                         // SYS_setsockopt
-        ; syscall
+        ; xchg eax, edi                       // rdi: the connection (a failed accept's
+        ; push rsp                            //   -errno fails each call below harmlessly)
+        ; pop rsi
+        ; mov edx, REQUEST_ROOM
         ; read:
-        ; mov edi, r13d
-        ; mov rsi, rsp
-        ; mov edx, BUFFER
         ; xor eax, eax                        // SYS_read
         ; syscall
-        ; test rax, rax
-        ; jle >respond                        // closed, reset or timed out: answer anyway
-        ; cmp DWORD [rsp + rax - 4], HEADERS_END
-        ; jne <read
+        ; test eax, eax
+        ; jle BYTE >respond                        // end of input, reset or timeout: answer anyway
+        ; add rsi, rax
+        ; sub edx, eax
+        ; cmp DWORD [rsi - 4], HEADERS_END    // the blank line that ends the headers?
+        ; jne BYTE <read
         ; respond:
         ; lea rsi, [->data]
         ; mov edx, response.len() as i32
-        ; write:
-        ; mov edi, r13d
-        ; mov eax, 1                          // SYS_write
+        ; push BYTE 44                        // SYS_sendto(connection, response, length,
+        ; pop rax                             //   MSG_NOSIGNAL, NULL, 0)
         ; syscall
-        ; test rax, rax
-        ; jle >close
-        ; add rsi, rax
-        ; sub rdx, rax
-        ; jnz <write
-        ; close:
-        ; mov edi, r13d
-        ; mov eax, 3                          // SYS_close
+        ; push BYTE 3                         // SYS_close
+        ; pop rax
         ; syscall
-        ; jmp <serve
-        ; ->failed:
-        ; mov edi, 1
-        ; mov eax, 60                         // SYS_exit(1)
-        ; syscall
+        ; jmp BYTE <serve
     );
     Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
 
-fn i386(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
+fn i386(family_port: u32, response: &[u8]) -> Body {
+    let code_at = code_address(Arch::I386, response.len());
     let mut ops = VecAssembler::<X86Relocation>::new(0);
     dynasm!(ops
         ; .arch x86
-        ; xor ebx, ebx
-        ; mov eax, 1                          // quit: SYS_exit(0)
+        ; ->failed:                           // eax: -errno of the failed call
+        ; neg eax
+        ; xchg eax, ecx
+    );
+    let quit = code_at + ops.offset().0 as u32;
+    dynasm!(ops
+        ; .arch x86
+        ; xchg ecx, ebx                       // the handler: the kernel enters it with
+        ; push BYTE 1                         //   ecx = 0, so the status is 0 (failed: the
+        ; pop eax                             //   errno); SYS_exit
         ; int BYTE 0x80u8 as i8
     );
     let start = ops.offset().0;
     dynasm!(ops
         ; .arch x86
-        ; push 0
-        ; push 0                              // sa_mask
-        ; push 0                              // sa_restorer: unused (the handler exits)
-        ; push 0                              // sa_flags
-        ; push quit as i32                    // sa_handler
+        ; enter WORD 0xffffu16 as i16, BYTE 0                    // 64 KiB of stack for requests (4 bytes)
+        ; push edx
+        ; push edx                            // struct sigaction: sa_mask,
+        ; push edx                            //   sa_restorer (unused),
+        ; push edx                            //   sa_flags: 0 (edx starts at 0),
+        ; push BYTE signal::IGNORE as i8      //   sa_handler: SIG_IGN, for SIGPIPE first
         ; mov ecx, esp
-        ; xor edx, edx
-        ; mov esi, 8
-        ; mov ebx, signal::TERM
-        ; mov eax, 174                        // SYS_rt_sigaction
+        ; push BYTE 8                         // sizeof(sigset_t)
+        ; pop esi
+        ; mov bl, BYTE signal::PIPE as i8     // ebx starts at 0: its low byte will do
+        ; mov al, BYTE 174u8 as i8            // SYS_rt_sigaction: eax is 0 at start and
+        ; int BYTE 0x80u8 as i8               //   after each success, so al will do
+        ; mov DWORD [ecx], quit as i32        // the same struct, now with the quit handler
+        ; mov bl, BYTE signal::TERM as i8
+        ; mov al, BYTE 174u8 as i8
         ; int BYTE 0x80u8 as i8
-        ; mov ebx, signal::INT
-        ; mov eax, 174
+        ; mov bl, BYTE signal::INT as i8      // SIGINT is 2, as is AF_INET: ebx serves
+        ; mov al, BYTE 174u8 as i8            //   socket() too
         ; int BYTE 0x80u8 as i8
-        ; mov DWORD [esp], signal::IGNORE
-        ; mov ebx, signal::PIPE
-        ; mov eax, 174
+        ; push BYTE SOL_SOCKET as i8          // SOCK_STREAM, and SOL_SOCKET below
+        ; pop ecx
+        ; mov ax, WORD 359                    // SYS_socket (direct, not socketcall)
         ; int BYTE 0x80u8 as i8
-        ; mov ebx, 2                          // AF_INET
-        ; mov ecx, 1                          // SOCK_STREAM
-        ; xor edx, edx
-        ; mov eax, 359                        // SYS_socket (direct, not socketcall)
-        ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; js ->failed
-        ; mov ebp, eax                        // the listening socket
-        ; mov DWORD [esp], 1
-        ; mov ebx, ebp
-        ; mov ecx, SOL_SOCKET
-        ; mov edx, SO_REUSEADDR
+        ; mov ebp, eax                        // ebp keeps the listening socket
+        ; xchg eax, ebx                       // ebx: the socket; eax: 2
+        ; push edx                            // struct timeval {1 s, 0 µs}; its first int
+        ; push BYTE 1                         //   is SO_REUSEADDR's 1 too
         ; mov esi, esp
-        ; mov edi, 4
-        ; mov eax, 366                        // SYS_setsockopt
+        ; push BYTE OPTION_LEN as i8
+        ; pop edi
+        ; mov dl, BYTE SO_REUSEADDR as i8
+        ; mov ax, WORD 366                    // SYS_setsockopt
         ; int BYTE 0x80u8 as i8
-        ; mov DWORD [esp], family_port as i32 // struct sockaddr_in
-        ; mov DWORD [esp + 4], 0
-        ; mov DWORD [esp + 8], 0
-        ; mov DWORD [esp + 12], 0
+        ; mov dl, BYTE SO_RCVTIMEO as i8
+        ; mov ax, WORD 366
+        ; int BYTE 0x80u8 as i8
+        ; push eax                            // struct sockaddr_in: address 0.0.0.0 (eax
+        ; push DWORD family_port as i32       //   is 0), family and port
         ; mov ecx, esp
-        ; mov edx, 16
-        ; mov eax, 361                        // SYS_bind (ebx: the socket)
+        ; mov dl, BYTE OPTION_LEN as i8
+        ; mov ax, WORD 361                    // SYS_bind
         ; int BYTE 0x80u8 as i8
         ; test eax, eax
-        ; jnz ->failed
-        ; mov ecx, 128
-        ; mov eax, 363                        // SYS_listen
-        ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; jnz ->failed
-        ; sub esp, BUFFER
+        ; jnz BYTE ->failed
+        ; mov ax, WORD 363                    // SYS_listen; the backlog (ecx, an address)
+        ; int BYTE 0x80u8 as i8               //   is clamped to somaxconn
+        ; xor esi, esi                        // accept4's flags: none
         ; serve:
         ; mov ebx, ebp
         ; xor ecx, ecx
-        ; xor edx, edx
-        ; xor esi, esi
-        ; mov eax, 364                        // SYS_accept4
+        ; mov eax, 364                        // SYS_accept4(socket, NULL, _, 0)
         ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; js <serve
-        ; mov ebx, eax                        // the connection: ebx, the first argument of
-                                              // every call below, which they all preserve
-        ; mov DWORD [esp], 1                  // struct timeval (32-bit): 1 second,
-        ; mov DWORD [esp + 4], 0              // 0 microseconds
-        ; mov ecx, SOL_SOCKET
-        ; mov edx, SO_RCVTIMEO
-        ; mov esi, esp
-        ; mov edi, 8
-        ; mov eax, 366                        // SYS_setsockopt
-        ; int BYTE 0x80u8 as i8
+        ; xchg eax, ebx                       // ebx: the connection (a failed accept's
+        ; mov ecx, esp                        //   -errno fails each call below harmlessly)
+        ; mov edx, REQUEST_ROOM
         ; read:
-        ; mov ecx, esp
-        ; mov edx, BUFFER
-        ; mov eax, 3                          // SYS_read
+        ; push BYTE 3                         // SYS_read
+        ; pop eax
         ; int BYTE 0x80u8 as i8
         ; test eax, eax
-        ; jle >respond
-        ; cmp DWORD [esp + eax - 4], HEADERS_END
-        ; jne <read
-        ; respond:
-        ; mov ecx, at as i32
-        ; mov edx, len as i32
-        ; write:
-        ; mov eax, 4                          // SYS_write
-        ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; jle >close
+        ; jle BYTE >respond                        // end of input, reset or timeout: answer anyway
         ; add ecx, eax
         ; sub edx, eax
-        ; jnz <write
-        ; close:
-        ; mov eax, 6                          // SYS_close
+        ; cmp DWORD [ecx - 4], HEADERS_END    // the blank line that ends the headers?
+        ; jne BYTE <read
+        ; respond:
+        ; mov ecx, super::address(Arch::I386, 0) as i32
+        ; mov edx, response.len() as i32
+        ; push BYTE 4                         // SYS_write: SIGPIPE is ignored
+        ; pop eax
         ; int BYTE 0x80u8 as i8
-        ; jmp <serve
-        ; ->failed:
-        ; mov ebx, 1
-        ; mov eax, 1                          // SYS_exit(1)
+        ; push BYTE 6                         // SYS_close
+        ; pop eax
         ; int BYTE 0x80u8 as i8
+        ; jmp BYTE <serve
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    let code = ops.finalize().expect("labels are all defined");
+    Body::data_then_code(Arch::I386, response, code, start)
 }
 
-fn arm64(quit: u32, family_port: u32, at: u32, len: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+fn arm64(family_port: u32, response: &[u8]) -> Body {
+    let mut ops = arm64_with_data(response);
     dynasm!(ops
         ; .arch aarch64
+        ; ->failed:
+        ; neg x0, x0                          // status: the errno
+        ; b >exit
+        ; ->quit:                             // the SIGTERM/SIGINT handler
         ; movz x0, 0
-        ; movz x8, 93                         // quit: SYS_exit(0)
+        ; exit:
+        ; movz x8, 93                         // SYS_exit
         ; svc 0
     );
     let start = ops.offset().0;
-    dynasm!(ops ; .arch aarch64 ; sub sp, sp, 32);
-    arm64_mov32(&mut ops, 9, quit);
     dynasm!(ops
         ; .arch aarch64
-        ; str x9, [sp]                        // sa_handler
-        ; stp xzr, xzr, [sp, 8]               // sa_flags, sa_restorer: unused
-        ; str xzr, [sp, 24]                   // sa_mask
-        ; mov x1, sp
-        ; movz x2, 0
-        ; movz x3, 8
-        ; movz x8, 134                        // SYS_rt_sigaction
-        ; movz x0, signal::TERM as u32
+        ; adr x9, ->quit
+        ; stp x9, xzr, [sp, -32]!             // struct sigaction: sa_handler, sa_flags;
+        ; mov x1, sp                          //   sa_restorer and sa_mask: any (unused;
+        ; movz x3, 8                          //   the mask blocks only during the handler)
+        ; movz x8, 134                        // SYS_rt_sigaction (preserves x1..x3 and x8;
+        ; movz x0, signal::TERM as u32        //   x2, the old action, starts at 0)
         ; svc 0
         ; movz x0, signal::INT as u32
         ; svc 0
-        ; movz x9, signal::IGNORE as u32
-        ; str x9, [sp]
-        ; movz x0, signal::PIPE as u32
-        ; svc 0
         ; movz x0, 2                          // AF_INET
-        ; movz x1, 1                          // SOCK_STREAM
-        ; movz x2, 0
+        ; movz x1, SOL_SOCKET as u32          // SOCK_STREAM, and SOL_SOCKET below
         ; movz x8, 198                        // SYS_socket
         ; svc 0
-        ; tbnz x0, 63, ->failed
         ; mov x19, x0                         // the listening socket
-        ; movz w9, 1
-        ; str w9, [sp]
-        ; movz x1, SOL_SOCKET as u32
+        ; movz x9, 1
+        ; stp x9, xzr, [sp, -16]!             // struct timeval {1 s, 0 µs}; its first int
+        ; mov x3, sp                          //   is SO_REUSEADDR's 1 too
+        ; movz x4, OPTION_LEN as u32
         ; movz x2, SO_REUSEADDR as u32
-        ; mov x3, sp
-        ; movz x4, 4
         ; movz x8, 208                        // SYS_setsockopt
+        ; svc 0
+        ; mov x0, x19
+        ; movz x2, SO_RCVTIMEO as u32
         ; svc 0
     );
     arm64_mov32(&mut ops, 9, family_port);
     dynasm!(ops
         ; .arch aarch64
-        ; str w9, [sp]                        // struct sockaddr_in: family, port,
-        ; str wzr, [sp, 4]                    // address 0.0.0.0,
-        ; str xzr, [sp, 8]                    // padding
-        ; mov x0, x19
+        ; str x9, [sp, -16]!                  // struct sockaddr_in: family, port, and
+        ; mov x0, x19                         //   address 0.0.0.0 (x9's high half)
         ; mov x1, sp
-        ; movz x2, 16
+        ; movz x2, OPTION_LEN as u32
         ; movz x8, 200                        // SYS_bind
         ; svc 0
         ; cbnz x0, ->failed
         ; mov x0, x19
-        ; movz x1, 128
-        ; movz x8, 201                        // SYS_listen
-        ; svc 0
-        ; cbnz x0, ->failed
-        ; sub sp, sp, 1, lsl 12               // the 4096-byte read buffer
+        ; movz x8, 201                        // SYS_listen; the backlog (x1, an address)
+        ; svc 0                               //   is clamped to somaxconn
+        ; movz x3, MSG_NOSIGNAL as u32        // sendto's flags
+        ; movz x4, 0                          // sendto's address: none (x5 starts at 0)
+        ; sub sp, sp, 16, lsl 12              // 64 KiB of stack for requests
+    );
+    arm64_mov32(&mut ops, 21, HEADERS_END as u32);
+    dynasm!(ops
+        ; .arch aarch64
         ; serve:
         ; mov x0, x19
-        ; movz x1, 0
-        ; movz x2, 0
+        ; mov x1, xzr                         // accept(socket, NULL, _)
         ; movz x8, 202                        // SYS_accept
         ; svc 0
-        ; tbnz x0, 63, <serve
         ; mov x20, x0                         // the connection
-        ; movz x9, 1
-        ; stp x9, xzr, [sp]                   // struct timeval: 1 second, 0 microseconds
-        ; movz x1, SOL_SOCKET as u32
-        ; movz x2, SO_RCVTIMEO as u32
-        ; mov x3, sp
-        ; movz x4, 16
-        ; movz x8, 208                        // SYS_setsockopt
-        ; svc 0
+        ; mov x1, sp
+        ; movz x2, REQUEST_ROOM as u32
         ; read:
         ; mov x0, x20
-        ; mov x1, sp
-        ; movz x2, BUFFER as u32
         ; movz x8, 63                         // SYS_read
         ; svc 0
         ; cmp x0, 0
-        ; b.le >respond
-        ; add x9, sp, x0
-        ; ldur w9, [x9, -4]                   // the last 4 bytes read
-    );
-    arm64_mov32(&mut ops, 10, HEADERS_END as u32);
-    dynasm!(ops
-        ; .arch aarch64
-        ; cmp w9, w10
+        ; b.le >respond                       // end of input, reset or timeout: answer anyway
+        ; add x1, x1, x0
+        ; sub x2, x2, x0
+        ; ldur w9, [x1, -4]                   // the blank line that ends the headers?
+        ; cmp w9, w21
         ; b.ne <read
         ; respond:
+        ; mov x0, x20
+        ; adr x1, ->data
     );
-    arm64_mov32(&mut ops, 1, at);
-    arm64_mov32(&mut ops, 2, len);
+    arm64_mov32(&mut ops, 2, response.len() as u32);
     dynasm!(ops
         ; .arch aarch64
-        ; write:
-        ; mov x0, x20
-        ; movz x8, 64                         // SYS_write
-        ; svc 0
-        ; cmp x0, 0
-        ; b.le >close
-        ; add x1, x1, x0
-        ; subs x2, x2, x0
-        ; b.ne <write
-        ; close:
+        ; movz x8, 206                        // SYS_sendto(connection, response, length,
+        ; svc 0                               //   MSG_NOSIGNAL, NULL, 0)
         ; mov x0, x20
         ; movz x8, 57                         // SYS_close
         ; svc 0
         ; b <serve
-        ; ->failed:
-        ; movz x0, 1
-        ; movz x8, 93                         // SYS_exit(1)
-        ; svc 0
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }

@@ -75,16 +75,16 @@ fn amd64() -> Body {
         ; mov eax, 61                         // SYS_wait4
         ; syscall
         ; cmp rax, r12
-        ; jne <wait
+        ; jne BYTE <wait
         ; mov eax, [rsp]
         ; mov edi, eax
         ; and edi, 0x7f                       // the signal that killed it, if any
-        ; jz >exited
+        ; jz BYTE >exited
         ; add edi, 128
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; exited:
         ; movzx edi, ah                       // exit status: bits 8..15
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; child:                              // execve(argv[1], &argv[1], envp)
         ; mov rdi, [rsp + 16]
         ; lea rsi, [rsp + 16]
@@ -93,7 +93,7 @@ fn amd64() -> Body {
         ; mov eax, 59                         // SYS_execve
         ; syscall
         ; mov edi, NOT_EXECUTED
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; ->failed:
         ; mov edi, 1
         ; ->exit:
@@ -151,16 +151,16 @@ fn i386(base: u32) -> (Vec<u8>, usize) {
         ; mov eax, 114                        // SYS_wait4
         ; int BYTE 0x80u8 as i8
         ; cmp eax, ebp
-        ; jne <wait
+        ; jne BYTE <wait
         ; mov eax, [esp]
         ; mov ebx, eax
         ; and ebx, 0x7f
-        ; jz >exited
+        ; jz BYTE >exited
         ; add ebx, 128
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; exited:
         ; movzx ebx, ah
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; child:
         ; mov ebx, [esp + 8]                  // argv[1]
         ; lea ecx, [esp + 8]
@@ -169,7 +169,7 @@ fn i386(base: u32) -> (Vec<u8>, usize) {
         ; mov eax, 11                         // SYS_execve
         ; int BYTE 0x80u8 as i8
         ; mov ebx, NOT_EXECUTED
-        ; jmp ->exit
+        ; jmp BYTE ->exit
         ; ->failed:
         ; mov ebx, 1
         ; ->exit:

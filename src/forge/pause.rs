@@ -53,7 +53,7 @@ fn amd64() -> Body {
         ; push BYTE 34                        // SYS_pause: returns only after a handler
         ; pop rax
         ; syscall
-        ; jmp <sleep
+        ; jmp BYTE <sleep
     );
     Body::position_independent(ops.finalize().expect("labels are all defined"), start)
 }
@@ -93,7 +93,7 @@ fn i386(quit: u32) -> (Vec<u8>, usize) {
         ; push BYTE 29                        // SYS_pause
         ; pop eax
         ; int BYTE 0x80u8 as i8
-        ; jmp <sleep
+        ; jmp BYTE <sleep
     );
     (ops.finalize().expect("labels are all defined"), start)
 }
