@@ -58,11 +58,12 @@ fn hello_exit_true_false_run_in_docker_on_amd64_and_386() {
 }
 
 /// Starts a detached container, then times `docker stop` and returns (seconds, exit code).
-fn timed_stop(run_args: &str, tag: &str, ready: impl Fn()) -> (Duration, String) {
+/// `ready` gets the container's name once it runs.
+fn timed_stop(run_args: &str, tag: &str, ready: impl Fn(&str)) -> (Duration, String) {
     let name = unique("speck-stop");
     let _cleanup = Cleanup(vec![format!("docker rm -f {name}")]);
     ok(sh(&format!("docker run -d --name {name} {run_args} {tag}")));
-    ready();
+    ready(&name);
     let started = Instant::now();
     ok(sh(&format!("docker stop {name}")));
     let took = started.elapsed();
@@ -82,8 +83,13 @@ fn docker_stop_returns_at_once_for_pause_init_and_http() {
     let dir = workdir();
     for platform in NATIVE {
         let (pause, _p) = load(&["pause"], platform);
-        let (took, code) = timed_stop("--network=none", &pause, || {
-            std::thread::sleep(Duration::from_millis(300))
+        // A freeze and thaw (docker pause) must not end it.
+        let (took, code) = timed_stop("--network=none", &pause, |name| {
+            std::thread::sleep(Duration::from_millis(300));
+            ok(sh(&format!("docker pause {name} && docker unpause {name}")));
+            std::thread::sleep(Duration::from_millis(200));
+            let state = ok(sh(&format!("docker inspect -f '{{{{.State.Status}}}}' {name}")));
+            assert_eq!(state.trim(), "running", "pause {platform} after docker unpause");
         });
         assert!(took < WELL_UNDER_TIMEOUT, "pause {platform}: docker stop took {took:?}");
         assert_eq!(code, "0", "pause {platform}");
@@ -113,7 +119,7 @@ fn docker_stop_returns_at_once_for_pause_init_and_http() {
                 "--",
                 "/pause",
             ]));
-        let (took, code) = timed_stop("--network=none", &tag, || {
+        let (took, code) = timed_stop("--network=none", &tag, |_| {
             std::thread::sleep(Duration::from_millis(300))
         });
         assert!(took < WELL_UNDER_TIMEOUT, "init {platform}: docker stop took {took:?}");
@@ -127,7 +133,7 @@ fn docker_stop_returns_at_once_for_pause_init_and_http() {
             .to_string();
         let (http, _h) = load(&["http", "--port", &port, "--body", "up\n"], platform);
         let url = format!("http://127.0.0.1:{port}/");
-        let (took, code) = timed_stop("--network=host", &http, || {
+        let (took, code) = timed_stop("--network=host", &http, |_| {
             let deadline = Instant::now() + Duration::from_secs(5);
             while output(sh(&format!("curl -sf -m 1 {url}"))).stdout != b"up\n" {
                 assert!(Instant::now() < deadline, "http {platform} never answered");

@@ -1,141 +1,119 @@
 //! `pause`: sleeps without using CPU until SIGTERM or SIGINT, then exits 0, also as
-//! PID 1 (where the kernel drops signals that have no handler). SIGCHLD is ignored, so
-//! orphans that the container's PID 1 inherits are reaped by the kernel.
+//! PID 1. SIGCHLD is ignored, so orphans that the container's PID 1 inherits are reaped
+//! by the kernel.
 //!
-//! The handler is the first code in the body, at an address known before assembly: it
-//! exits 0 and never returns, so no signal frame is ever unwound.
+//! No signal handler: SIGTERM and SIGINT are blocked, then taken with
+//! `rt_sigtimedwait`. A blocked signal waits as pending even for PID 1, which otherwise
+//! drops every signal it has no handler for. A wait that ends without one of them (a
+//! stop and continue, a cgroup freeze and thaw: `docker pause`) starts again. The code
+//! refers to no address at all, so the layout may spread it over the headers' holes.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, signal};
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
+use super::{Arch, Body, signal};
+use dynasmrt::{
+    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
+};
+
+/// The `sigset_t` of the signals that end pause.
+const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    super::without_data(arch, amd64, i386, arm64)
+    let code = match arch {
+        Arch::Amd64 => amd64(),
+        Arch::I386 => i386(),
+        Arch::Arm64 => arm64(),
+    };
+    Body::movable_by_instruction(code).link(arch)
 }
 
-fn amd64() -> Body {
-    let mut ops = amd64_with_data(&[]);
+fn amd64() -> Vec<u8> {
+    let mut ops = VecAssembler::<X64Relocation>::new(0);
     dynasm!(ops
         ; .arch x64
-        ; ->quit:                             // the SIGTERM/SIGINT handler
-        ; xor edi, edi                        // status 0 (rdi held the signal number)
-        ; push BYTE 60                        // SYS_exit: push/pop imm8, 3 bytes
-        ; pop rax
-        ; syscall
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x64
-        ; lea rbx, [->quit]                   // rbx: system calls leave it alone
-        // struct sigaction on the stack, SIGCHLD's first: handler, flags, restorer, mask.
-        ; push rdx                            // sa_mask: 0 (rdx starts at 0)
-        ; push rbx                            // sa_restorer: x86-64 needs one; never used
-        ; push signal::SA_RESTORER
-        ; push BYTE signal::IGNORE as i8      // sa_handler: SIG_IGN, children reap themselves
-        ; push rsp                            // rsi = the struct (push/pop: 2 bytes)
+        ; push rdx                            // struct sigaction: sa_flags 0 (rdx starts at 0),
+        ; push BYTE signal::IGNORE as i8      //   sa_handler SIG_IGN; restorer and mask unused
+        ; push rsp
         ; pop rsi
-        ; push BYTE 8                         // sizeof(sigset_t); rdx, the old action, is 0
-        ; pop r10
+        ; mov r10b, BYTE 8                    // sizeof(sigset_t); r10 starts at 0
         ; push BYTE signal::CHLD as i8
         ; pop rdi
-        ; mov al, BYTE 13                          // SYS_rt_sigaction: rax is 0 at start and
-        ; syscall                             // after each success, so its low byte will do
-        ; mov [rsp], rbx                      // the same struct, now with the quit handler
-        ; push BYTE signal::TERM as i8
-        ; pop rdi
-        ; mov al, BYTE 13
+        ; mov al, BYTE 13                     // SYS_rt_sigaction; rax starts at 0
         ; syscall
-        ; push BYTE signal::INT as i8
-        ; pop rdi
-        ; mov al, BYTE 13
+        ; push ENDING as i32
+        ; push rsp
+        ; pop rsi
+        ; xor edi, edi                        // SIG_BLOCK
+        ; mov al, BYTE 14                     // SYS_rt_sigprocmask; rax is 0 after success
         ; syscall
-        ; sleep:
-        ; push BYTE 34                        // SYS_pause: returns only after a handler
-        ; pop rax
+        ; push rsi                            // rt_sigtimedwait(set, info: written over the
+        ; pop rdi                             //   set, no timeout (rdx is 0), 8)
+        ; wait:
+        ; xor eax, eax
+        ; mov al, BYTE 128u8 as i8            // SYS_rt_sigtimedwait
         ; syscall
-        ; jmp BYTE <sleep
+        ; test eax, eax
+        ; js BYTE <wait                       // -EINTR: woken without one of them
+        ; xor edi, edi
+        ; mov al, BYTE 60                     // SYS_exit(0): rax held the signal number
+        ; syscall
     );
-    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
+    ops.finalize().expect("labels are all defined")
 }
 
-fn i386(quit: u32) -> (Vec<u8>, usize) {
+fn i386() -> Vec<u8> {
     let mut ops = VecAssembler::<X86Relocation>::new(0);
     dynasm!(ops
         ; .arch x86
-        ; xor ebx, ebx                        // status 0
-        ; push BYTE 1                         // SYS_exit (eax held the signal number)
-        ; pop eax
-        ; int BYTE 0x80u8 as i8
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x86
-        // struct sigaction, SIGCHLD's first: handler, flags, restorer, 8-byte mask.
-        ; push edx
-        ; push edx                            // sa_mask: 0 (edx starts at 0)
-        ; push edx                            // sa_restorer: unused (the handler exits)
-        ; push edx                            // sa_flags
-        ; push BYTE signal::IGNORE as i8      // sa_handler: SIG_IGN
+        ; push edx                            // struct sigaction: sa_flags 0 (edx starts at 0),
+        ; push BYTE signal::IGNORE as i8      //   sa_handler SIG_IGN; restorer and mask unused
         ; mov ecx, esp
-        ; push BYTE 8                         // sizeof(sigset_t); edx, the old action, is 0
+        ; mov bl, BYTE signal::CHLD as i8     // ebx starts at 0: its low byte will do
+        ; push BYTE 8                         // sizeof(sigset_t)
         ; pop esi
-        ; mov bl, BYTE signal::CHLD as i8          // ebx starts at 0: its low byte will do
-        ; mov al, BYTE 174u8 as i8                         // SYS_rt_sigaction (not the legacy sigaction);
-        ; int BYTE 0x80u8 as i8               // eax is 0 at start and after each success
-        ; mov DWORD [esp], quit as i32        // the same struct, now with the quit handler
-        ; mov bl, BYTE signal::TERM as i8
-        ; mov al, BYTE 174u8 as i8
+        ; mov al, BYTE 174u8 as i8            // SYS_rt_sigaction (not the legacy sigaction);
+        ; int BYTE 0x80u8 as i8               //   eax starts at 0
+        ; push DWORD ENDING as i32
+        ; mov ecx, esp
+        ; xor ebx, ebx                        // SIG_BLOCK; edx, the old set, is 0
+        ; mov al, BYTE 175u8 as i8            // SYS_rt_sigprocmask; eax is 0 after success
         ; int BYTE 0x80u8 as i8
-        ; mov bl, BYTE signal::INT as i8
-        ; mov al, BYTE 174u8 as i8
+        ; mov ebx, ecx                        // rt_sigtimedwait(set, info: written over the set,
+        ; wait:                               //   no timeout, 8)
+        ; mov eax, 177                        // SYS_rt_sigtimedwait
         ; int BYTE 0x80u8 as i8
-        ; sleep:
-        ; push BYTE 29                        // SYS_pause
-        ; pop eax
+        ; test eax, eax
+        ; js BYTE <wait                       // -EINTR: woken without one of them
+        ; xor ebx, ebx
+        ; mov al, BYTE 1                      // SYS_exit(0): eax held the signal number
         ; int BYTE 0x80u8 as i8
-        ; jmp BYTE <sleep
     );
-    (ops.finalize().expect("labels are all defined"), start)
+    ops.finalize().expect("labels are all defined")
 }
 
-fn arm64(quit: u32) -> (Vec<u8>, usize) {
+fn arm64() -> Vec<u8> {
     let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
     dynasm!(ops
         ; .arch aarch64
+        ; movz x9, signal::IGNORE as u32
+        ; stp x9, xzr, [sp, -16]!             // struct sigaction: sa_handler SIG_IGN, sa_flags 0;
+        ; mov x1, sp                          //   restorer and mask unused
+        ; movz x3, 8                          // sizeof(sigset_t); x2, the old action, starts at 0
+        ; movz x0, signal::CHLD as u32
+        ; movz x8, 134                        // SYS_rt_sigaction
+        ; svc 0
+        ; movz x9, ENDING
+        ; str x9, [sp, -16]!
+        ; mov x1, sp                          // x0, SIG_BLOCK, is 0 after success
+        ; movz x8, 135                        // SYS_rt_sigprocmask
+        ; svc 0
+        ; movz x8, 137                        // SYS_rt_sigtimedwait(set, info: written over
+        ; wait:                               //   the set, no timeout, 8)
+        ; mov x0, x1
+        ; svc 0
+        ; tbnz x0, 63, <wait                  // -EINTR: woken without one of them
         ; movz x0, 0
         ; movz x8, 93                         // SYS_exit(0)
         ; svc 0
     );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch aarch64
-        ; sub sp, sp, 32                      // struct sigaction: handler, flags, restorer, mask
-    );
-    arm64_mov32(&mut ops, 9, quit);
-    dynasm!(ops
-        ; .arch aarch64
-        ; str x9, [sp]                        // sa_handler
-        ; stp xzr, xzr, [sp, 8]               // sa_flags, sa_restorer: unused (the handler exits)
-        ; str xzr, [sp, 24]                   // sa_mask
-        ; mov x1, sp
-        ; movz x2, 0
-        ; movz x3, 8
-        ; movz x0, signal::TERM as u32
-        ; movz x8, 134                        // SYS_rt_sigaction (preserves x1..x3)
-        ; svc 0
-        ; movz x0, signal::INT as u32
-        ; svc 0
-        ; movz x9, signal::IGNORE as u32
-        ; str x9, [sp]
-        ; movz x0, signal::CHLD as u32
-        ; svc 0
-        ; movz x1, 0                          // ppoll(NULL, 0, NULL, NULL): arm64 has no pause
-        ; movz x3, 0
-        ; sleep:
-        ; movz x0, 0
-        ; movz x8, 73                         // SYS_ppoll
-        ; svc 0
-        ; b <sleep
-    );
-    (ops.finalize().expect("labels are all defined"), start)
+    ops.finalize().expect("labels are all defined")
 }
