@@ -533,36 +533,48 @@ fn responses_carry_status_type_and_length() {
 
 // ---- what runs, for a reader ----
 
-/// Disassembles a program's code (from the entry point to the end of the file) with an
-/// independent decoder, and fails on any byte sequence that is not an instruction.
+/// Disassembles a program's code as it runs, from the entry point, with an independent
+/// decoder: forward jumps are followed (they lead from one header hole to the next), and
+/// the listing ends at the exit call or the end of the file. Fails on any byte sequence
+/// that is not an instruction.
 fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
     let elf = kernel_elf::read(program).unwrap();
     let page = elf.segments[0].vaddr & !0xfff;
-    let mut start = (elf.entry - page) as usize;
-    if arch == Arch::Amd64 {
-        // The amd64 layout enters at offset 1: REX prefixes and a jump into the body.
-        let mut decoder = iced_x86::Decoder::with_ip(64, &program[start..], elf.entry, iced_x86::DecoderOptions::NONE);
-        let jump = decoder.decode();
-        assert_eq!(jump.mnemonic(), iced_x86::Mnemonic::Jmp, "amd64 enters through a jump");
-        start = (jump.near_branch_target() - page) as usize;
-    }
-    let first = page + start as u64;
+    let start = (elf.entry - page) as usize;
     match arch {
         Arch::Amd64 | Arch::I386 => {
-            let bits = if arch == Arch::Amd64 { 64 } else { 32 };
-            let mut decoder =
-                iced_x86::Decoder::with_ip(bits, &program[start..], first, iced_x86::DecoderOptions::NONE);
-            let mut formatter = iced_x86::IntelFormatter::new();
+            use iced_x86::{Code, Decoder, DecoderOptions, Formatter, IntelFormatter, Mnemonic, Register};
+            let (bits, exit) = if arch == Arch::Amd64 { (64, 60) } else { (32, 1) };
+            let mut formatter = IntelFormatter::new();
             let mut lines = Vec::new();
-            for instruction in &mut decoder {
-                assert!(
-                    !instruction.is_invalid(),
-                    "{arch:?}: invalid code at {:#x}",
-                    instruction.ip()
-                );
+            // What eax holds, where the code sets it plainly: registers start at 0.
+            let (mut eax, mut pushed) = (Some(0u64), None);
+            let mut at = start;
+            while at < program.len() {
+                let ip = page + at as u64;
+                let instruction = Decoder::with_ip(bits, &program[at..], ip, DecoderOptions::NONE).decode();
+                assert!(!instruction.is_invalid(), "{arch:?}: invalid code at {ip:#x}");
                 let mut text = String::new();
-                iced_x86::Formatter::format(&mut formatter, &instruction, &mut text);
-                lines.push(format!("{:#07x}  {text}", instruction.ip()));
+                formatter.format(&instruction, &mut text);
+                lines.push(format!("{ip:#07x}  {text}"));
+                let writes_eax = instruction.op_count() > 0
+                    && matches!(instruction.op0_register(), Register::AL | Register::EAX | Register::RAX);
+                match instruction.code() {
+                    Code::Syscall | Code::Int_imm8 if eax == Some(exit) => break,
+                    Code::Syscall | Code::Int_imm8 => eax = None,
+                    Code::Pushq_imm8 | Code::Pushd_imm8 => pushed = Some(instruction.immediate(0)),
+                    Code::Pop_r64 | Code::Pop_r32 if writes_eax => eax = pushed,
+                    Code::Mov_r8_imm8 | Code::Mov_r32_imm32 if writes_eax => eax = Some(instruction.immediate(1)),
+                    Code::Inc_r32 | Code::Inc_rm32 if writes_eax => eax = eax.map(|v| v + 1),
+                    _ if writes_eax || instruction.code() == Code::Xchg_r32_EAX => eax = None,
+                    _ => {}
+                }
+                let forward = instruction.near_branch_target() > ip;
+                at = if instruction.mnemonic() == Mnemonic::Jmp && forward {
+                    (instruction.near_branch_target() - page) as usize
+                } else {
+                    at + instruction.len()
+                };
             }
             lines
         }

@@ -9,15 +9,19 @@
 //!
 //! - **amd64** (see [`amd64`]): the program header starts at byte 24, so headers end at
 //!   byte 80 and the body starts at 72, over the unchecked `p_align`. Execution starts at
-//!   file offset 1, where "ELF" reads as REX prefixes to a jump into the body. 72 bytes.
+//!   file offset 1, where "ELF" reads as REX prefixes to the instruction at byte 4: a
+//!   jump into the body, or the first piece of code in pieces. 72 bytes.
 //! - **arm64** (qemu-safe ELF64): the program header starts 8 bytes before the
 //!   end of the ELF header. Those 8 bytes are `e_phnum`, `e_shentsize`, `e_shnum` and
 //!   `e_shstrndx`; as the start of the program header they read `p_type = 1` (so
 //!   `e_phnum = 1`, `e_shentsize = 0`) and `p_flags = 5` (so `e_shnum = 5`, ignored: there
 //!   is no section table). 112 bytes of headers.
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
-//!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers; code
-//!   that fits 10 bytes and uses no absolute address lives in the headers themselves.
+//!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers.
+//!
+//! Code in pieces (see [`Movable::Pieces`]) runs through the fields no loader reads
+//! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
+//! headers, a longer one saves what the holes hold.
 
 use super::Arch;
 
@@ -48,65 +52,210 @@ pub fn body_address(arch: Arch) -> u64 {
 }
 
 /// How freely the layout may move a body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Movable {
     /// It holds absolute addresses: it must start at [`body_address`].
     No,
     /// Position-independent: it may start anywhere, in one piece.
     Whole,
-    /// No references at all: it may even be cut between instructions and spread over
-    /// the fields of the headers that the loader ignores.
-    ByInstruction,
+    /// Code made of pieces of these lengths, in order, that refer to nothing outside
+    /// themselves (no data, no address of another piece): the layout may put each piece
+    /// anywhere, so it spreads them over the headers' holes (see [`Hole`]).
+    Pieces(Vec<usize>),
 }
 
 /// Lays out a static executable for `arch`: headers, then `body`, execution starting
-/// `entry` bytes into the body. A movable body may go into the headers when it fits.
+/// `entry` bytes into the body. A body in pieces starts with its first piece, spread over
+/// the headers' holes as far as they go.
 pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Vec<u8> {
-    match arch {
-        Arch::I386 => elf32(body, entry, movable != Movable::No),
-        Arch::Amd64 => {
-            assert!(
-                movable != Movable::No,
-                "amd64 bodies are position-independent: the load address is above 4 GiB"
-            );
-            amd64(body, entry)
+    match (arch, movable) {
+        (_, Movable::Pieces(lengths)) => {
+            assert_eq!(entry, 0, "a body in pieces starts with its first piece");
+            let mut rest = body;
+            let pieces: Vec<&[u8]> = lengths
+                .iter()
+                .map(|&len| {
+                    let (piece, after) = rest.split_at(len);
+                    rest = after;
+                    piece
+                })
+                .collect();
+            in_holes(arch, &pieces)
         }
-        Arch::Arm64 if movable == Movable::ByInstruction && entry == 0 => {
-            arm64_in_headers(body).unwrap_or_else(|| elf64(arch, body, entry))
+        (Arch::I386, _) => elf32(body, ELF32_HEADERS + entry),
+        (Arch::Amd64, Movable::No) => {
+            panic!("amd64 bodies are position-independent: the load address is above 4 GiB")
         }
-        Arch::Arm64 => elf64(arch, body, entry),
+        (Arch::Amd64, _) => amd64(body, entry),
+        (Arch::Arm64, _) => elf64(arch, body, body_address(arch) + entry as u64),
     }
 }
 
-/// Fields of the arm64 headers neither Linux nor qemu reads, as (offset, instructions):
-/// `e_ident[8..16]`; `e_shoff` and `e_flags`; `p_paddr`; `p_align`.
-const ARM64_HOLES: [(usize, usize); 4] = [(8, 2), (40, 3), (80, 2), (104, 2)];
+/// A run of header bytes that neither Linux nor qemu reads, where code may run.
+struct Hole {
+    at: usize,
+    end: usize,
+    /// Bytes at the hole's very end that carry execution on into the next hole (or the
+    /// body) without a jump, the gap before them filled with no-ops; `None`: a jump
+    /// follows the last piece in the hole.
+    onward: Option<&'static [u8]>,
+}
 
-/// Places instructions in [`ARM64_HOLES`], the last slot of each hole branching to the
-/// next, so a short program adds nothing to the 112 bytes of headers. `None` if the
-/// instructions need more room than the holes have.
-fn arm64_in_headers(code: &[u8]) -> Option<Vec<u8>> {
-    let mut instructions = code.chunks(4);
-    let mut elf = elf64(Arch::Arm64, &[], 0);
-    let mut remaining = code.len() / 4;
-    for (index, &(at, slots)) in ARM64_HOLES.iter().enumerate() {
-        let last = remaining <= slots;
-        let taken = if last { remaining } else { slots - 1 };
-        for slot in 0..taken {
-            elf[at + 4 * slot..at + 4 * slot + 4].copy_from_slice(instructions.next()?);
+/// The amd64 holes, after execution enters at byte 4 (see [`amd64`]): `e_ident[4..16]`,
+/// left through `mov ecx, imm32` (b9), whose immediate swallows `e_type` and
+/// `e_machine`; `e_version`; `e_flags` and `e_ehsize`. Execution then jumps to the body.
+const AMD64_HOLES: [Hole; 3] = [
+    Hole {
+        at: 4,
+        end: 16,
+        onward: Some(&[0xb9]),
+    },
+    Hole {
+        at: 20,
+        end: 24,
+        onward: None,
+    },
+    Hole {
+        at: 48,
+        end: 54,
+        onward: None,
+    },
+];
+
+/// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]).
+const ELF32_HOLES: [Hole; 1] = [Hole {
+    at: 32,
+    end: 42,
+    onward: None,
+}];
+
+/// The arm64 holes: `e_ident[8..16]`; `e_shoff` and `e_flags`; `p_paddr`; `p_align`,
+/// which runs straight on into the body.
+const ARM64_HOLES: [Hole; 4] = [
+    Hole {
+        at: 8,
+        end: 16,
+        onward: None,
+    },
+    Hole {
+        at: 40,
+        end: 52,
+        onward: None,
+    },
+    Hole {
+        at: 80,
+        end: 88,
+        onward: None,
+    },
+    Hole {
+        at: 104,
+        end: 112,
+        onward: Some(&[]),
+    },
+];
+
+/// x86 instructions that "ELF", read as the REX prefixes 45 4c 46 at amd64's entry, do
+/// not change: no ModRM operand (push, pop, mov reg/imm, xchg with eax, jumps), or a
+/// prefix of their own that overrides it. Any other first instruction gets a `nop` first.
+fn immune_to_the_elf_prefixes(opcode: u8) -> bool {
+    matches!(opcode, 0x40..=0x5f | 0x66 | 0x68 | 0x6a | 0x70..=0x7f | 0x90..=0x97 | 0xb0..=0xbf | 0xe9 | 0xeb)
+}
+
+/// The layout with code in pieces: the headers with the pieces spread over their holes,
+/// then the pieces that did not fit, as the body.
+fn in_holes(arch: Arch, pieces: &[&[u8]]) -> Vec<u8> {
+    match arch {
+        Arch::Amd64 => {
+            let nop: &[u8] = &[0x90];
+            let mut all = pieces.to_vec();
+            if all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0])) {
+                all.insert(0, nop);
+            }
+            let mut elf = amd64(&[], 0);
+            let body = spread(arch, &mut elf, &AMD64_HOLES, AMD64_HEADERS, &all);
+            amd64_sizes(&mut elf, AMD64_HEADERS + body);
+            elf
         }
-        remaining -= taken;
-        if last {
-            let entry = LOAD_ADDRESS + ARM64_HOLES[0].0 as u64; // e_entry: the first hole
-            elf[24..32].copy_from_slice(&entry.to_le_bytes());
-            return Some(elf);
+        Arch::I386 => {
+            let mut elf = elf32(&[], ELF32_HOLES[0].at);
+            if spread(arch, &mut elf, &ELF32_HOLES, ELF32_HEADERS, pieces) == 0 {
+                elf.truncate(45); // e_phnum's high byte: the loader's zero padding
+            }
+            elf
         }
-        let (next, _) = *ARM64_HOLES.get(index + 1)?;
-        let from = at + 4 * taken;
-        let branch = 0x1400_0000 | ((next - from) / 4) as u32; // b next (forward)
-        elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
+        Arch::Arm64 => {
+            let mut elf = elf64(arch, &[], LOAD_ADDRESS + ARM64_HOLES[0].at as u64);
+            let body = spread(arch, &mut elf, &ARM64_HOLES, ELF64_HEADERS, pieces);
+            elf64_sizes(&mut elf, ELF64_HEADERS + body);
+            elf
+        }
     }
-    None
+}
+
+/// Writes `pieces` in order into `holes`, each hole passing execution on to the next and
+/// the last one to `body_at`, where the pieces that did not fit follow (the file grows
+/// to hold them). A hole that takes all the remaining pieces needs no way onward:
+/// programs end in `exit`. Returns the bytes written from `body_at` on.
+fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces: &[&[u8]]) -> usize {
+    let mut rest = pieces;
+    for (index, hole) in holes.iter().enumerate() {
+        let next = holes.get(index + 1).map_or(body_at, |h| h.at);
+        let onward_len = hole.onward.map_or(jump_len(arch), <[u8]>::len);
+        let mut at = hole.at;
+        while let Some((piece, after)) = rest.split_first() {
+            // Room to go on is needed unless everything left fits here.
+            let all_fit = at + rest.iter().map(|p| p.len()).sum::<usize>() <= hole.end;
+            if !all_fit && at + piece.len() + onward_len > hole.end {
+                break;
+            }
+            elf[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+            rest = after;
+        }
+        if rest.is_empty() {
+            return 0;
+        }
+        match hole.onward {
+            Some(onward) => {
+                let from = hole.end - onward.len();
+                for slot in (at..from).step_by(nop(arch).len()) {
+                    elf[slot..slot + nop(arch).len()].copy_from_slice(nop(arch));
+                }
+                elf[from..hole.end].copy_from_slice(onward);
+            }
+            None => write_jump(arch, elf, at, next),
+        }
+    }
+    let body = rest.concat();
+    let end = body_at + body.len();
+    if elf.len() < end {
+        elf.resize(end, 0);
+    }
+    elf[body_at..end].copy_from_slice(&body);
+    body.len()
+}
+
+fn jump_len(arch: Arch) -> usize {
+    if arch == Arch::Arm64 { 4 } else { 2 }
+}
+
+fn nop(arch: Arch) -> &'static [u8] {
+    if arch == Arch::Arm64 {
+        &[0x1f, 0x20, 0x03, 0xd5]
+    } else {
+        &[0x90]
+    }
+}
+
+/// A forward jump at `from` to `to`: x86 `jmp rel8`, AArch64 `b`.
+fn write_jump(arch: Arch, elf: &mut [u8], from: usize, to: usize) {
+    if arch == Arch::Arm64 {
+        let branch = 0x1400_0000 | ((to - from) / 4) as u32;
+        elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
+    } else {
+        let near = u8::try_from(to - from - 2).expect("holes are close together");
+        elf[from..from + 2].copy_from_slice(&[0xeb, near]);
+    }
 }
 
 /// Bytes of the amd64 layout before the body: the body overlaps `p_align`.
@@ -131,14 +280,7 @@ const AMD64_HEADERS: usize = 72;
 /// 72  p_align (unchecked for ET_EXEC) = the body's first bytes
 /// ```
 fn amd64(body: &[u8], entry: usize) -> Vec<u8> {
-    let file_size = (AMD64_HEADERS + body.len()).max(80);
-    // The segment maps whole pages from file offset 0: k grows until they cover the file.
-    let covered = |k: u64| (24 + 1 + 65536 * k).next_multiple_of(4096);
-    let k = (0..)
-        .find(|&k| covered(k) >= file_size as u64)
-        .expect("some k covers any file");
-    let filesz = 1 + 65536 * k;
-    let mut elf = vec![0u8; file_size];
+    let mut elf = vec![0u8; AMD64_HEADERS + body.len()];
     elf[..4].copy_from_slice(b"\x7fELF");
     let target = AMD64_HEADERS + entry;
     match i8::try_from(target - 6) {
@@ -154,23 +296,38 @@ fn amd64(body: &[u8], entry: usize) -> Vec<u8> {
     set(32, 24); // e_phoff = p_offset
     set(40, AMD64_LOAD_ADDRESS | 24); // p_vaddr
     set(48, 56 << 48); // e_phentsize
-    set(56, filesz); // p_filesz; its low 16 bits are e_phnum = 1
-    set(64, filesz); // p_memsz
-    elf[AMD64_HEADERS..AMD64_HEADERS + body.len()].copy_from_slice(body);
+    elf[AMD64_HEADERS..].copy_from_slice(body);
+    let file_size = elf.len();
+    amd64_sizes(&mut elf, file_size);
     elf
+}
+
+/// Sets the amd64 segment's sizes for a file of `file_size` bytes (at least the 80 of
+/// the headers), growing it to that size.
+fn amd64_sizes(elf: &mut Vec<u8>, file_size: usize) {
+    let file_size = file_size.max(80);
+    elf.resize(file_size, 0);
+    // The segment maps whole pages from file offset 0: k grows until they cover the file.
+    let covered = |k: u64| (24 + 1 + 65536 * k).next_multiple_of(4096);
+    let k = (0..)
+        .find(|&k| covered(k) >= file_size as u64)
+        .expect("some k covers any file");
+    let filesz = 1 + 65536 * k;
+    elf[56..64].copy_from_slice(&filesz.to_le_bytes()); // p_filesz; low 16 bits: e_phnum = 1
+    elf[64..72].copy_from_slice(&filesz.to_le_bytes()); // p_memsz
 }
 
 const ELF64_HEADERS: usize = 64 + 56 - 8;
 
-fn elf64(arch: Arch, body: &[u8], entry: usize) -> Vec<u8> {
-    let file_size = (ELF64_HEADERS + body.len()) as u64;
-    let mut elf = Vec::with_capacity(file_size as usize);
+/// The arm64 layout, execution starting at address `entry`.
+fn elf64(arch: Arch, body: &[u8], entry: u64) -> Vec<u8> {
+    let mut elf = Vec::with_capacity(ELF64_HEADERS + body.len());
     // e_ident: magic, 64-bit, little-endian, version 1, System V, padding.
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     put(&mut elf, 2, 2); // e_type: ET_EXEC
     put(&mut elf, 2, arch.elf_machine().into()); // e_machine
     put(&mut elf, 4, 1); // e_version
-    put(&mut elf, 8, body_address(arch) + entry as u64); // e_entry
+    put(&mut elf, 8, entry); // e_entry
     put(&mut elf, 8, 64 - 8); // e_phoff: the overlapping program header
     put(&mut elf, 8, 0); // e_shoff: no section headers
     put(&mut elf, 4, 0); // e_flags
@@ -181,18 +338,25 @@ fn elf64(arch: Arch, body: &[u8], entry: usize) -> Vec<u8> {
     put(&mut elf, 8, 0); // p_offset: map the file from its first byte ...
     put(&mut elf, 8, LOAD_ADDRESS); // p_vaddr: ... at the load address
     put(&mut elf, 8, LOAD_ADDRESS); // p_paddr
-    put(&mut elf, 8, file_size); // p_filesz
-    put(&mut elf, 8, file_size); // p_memsz: nothing beyond the file, no huge mapping
+    put(&mut elf, 8, 0); // p_filesz, p_memsz: see elf64_sizes
+    put(&mut elf, 8, 0);
     put(&mut elf, 8, 0x1000); // p_align
     debug_assert_eq!(elf.len(), ELF64_HEADERS);
     elf.extend_from_slice(body);
+    let file_size = elf.len();
+    elf64_sizes(&mut elf, file_size);
     elf
+}
+
+/// Sets `p_filesz` and `p_memsz` to the file's size: nothing beyond the file, no huge
+/// mapping.
+fn elf64_sizes(elf: &mut [u8], file_size: usize) {
+    elf[88..96].copy_from_slice(&(file_size as u64).to_le_bytes());
+    elf[96..104].copy_from_slice(&(file_size as u64).to_le_bytes());
 }
 
 /// Bytes of the ELF32 layout before the body: through `e_phnum`.
 const ELF32_HEADERS: usize = 46;
-/// Where code may live inside the ELF32 headers: `e_shoff`, `e_flags`, `e_ehsize`.
-const ELF32_HOLE: std::ops::Range<usize> = 32..42;
 
 /// The ELF32 layout. Field by field (ELF header | program header at byte 4):
 ///
@@ -213,13 +377,7 @@ const ELF32_HOLE: std::ops::Range<usize> = 32..42;
 ///                         to the loader's zero padding)
 /// 46  body                e_shentsize, e_shnum, e_shstrndx: unchecked
 /// ```
-fn elf32(body: &[u8], entry: usize, relocatable: bool) -> Vec<u8> {
-    let in_hole = relocatable && body.len() <= ELF32_HOLE.len();
-    let entry_offset = if in_hole {
-        ELF32_HOLE.start + entry
-    } else {
-        ELF32_HEADERS + entry
-    };
+fn elf32(body: &[u8], entry_offset: usize) -> Vec<u8> {
     let entry_address = LOAD_ADDRESS as u32 + entry_offset as u32;
     let mut elf = vec![0u8; ELF32_HEADERS];
     elf[..4].copy_from_slice(b"\x7fELF");
@@ -228,19 +386,14 @@ fn elf32(body: &[u8], entry: usize, relocatable: bool) -> Vec<u8> {
     set(12, LOAD_ADDRESS as u32); // p_vaddr
     set(16, 2 | 3 << 16); // e_type: ET_EXEC, e_machine: EM_386
     // The segment covers the load address up to the entry point: at least the whole
-    // file, as the entry lies past the headers and the code is shorter than the 64 KiB
-    // between the load address and the file's first byte in the segment.
+    // file, as the entry lies in or past the headers and the code is shorter than the
+    // 64 KiB between the load address and the file's first byte in the segment.
     set(20, entry_address); // p_filesz
     set(24, entry_address); // p_memsz, e_entry
     set(28, 4); // p_flags = PF_R, e_phoff = 4
     elf[42] = 32; // e_phentsize
     elf[44] = 1; // e_phnum
-    if in_hole {
-        elf[ELF32_HOLE.start..ELF32_HOLE.start + body.len()].copy_from_slice(body);
-        elf.truncate(45);
-    } else {
-        elf.extend_from_slice(body);
-    }
+    elf.extend_from_slice(body);
     elf
 }
 
@@ -302,15 +455,52 @@ mod tests {
         );
     }
 
+    /// `count` one-byte pieces of `byte` (x86), or `count` AArch64 `nop`s.
+    fn pieces(arch: Arch, count: usize) -> (Vec<u8>, Movable) {
+        let piece = if arch == Arch::Arm64 {
+            nop(arch).to_vec()
+        } else {
+            vec![0x90]
+        };
+        (piece.repeat(count), Movable::Pieces(vec![piece.len(); count]))
+    }
+
     #[test]
-    fn small_relocatable_code_lives_in_the_elf32_headers() {
-        let elf = executable(Arch::I386, &[0x90; 10], 0, Movable::ByInstruction);
-        assert_eq!(elf.len(), 45);
-        assert_eq!(&elf[32..42], &[0x90; 10]);
-        let view = kernel_elf::read(&elf).unwrap();
-        assert_eq!(view.entry, LOAD_ADDRESS + 32);
-        // Not relocatable, or too long: after the headers.
-        assert_eq!(executable(Arch::I386, &[0x90; 10], 0, Movable::No).len(), 56);
-        assert_eq!(executable(Arch::I386, &[0x90; 11], 0, Movable::ByInstruction).len(), 57);
+    fn pieces_fill_the_holes_in_order_then_follow_the_headers() {
+        // (arch, pieces the holes take when no more follow, and when more follow (the
+        // ways onward take room), the file's size with the holes full)
+        for (arch, alone, followed, headers) in [
+            (Arch::I386, 10, 8, 45),
+            (Arch::Amd64, 19, 17, 80),
+            (Arch::Arm64, 6, 6, 112),
+        ] {
+            let (body, movable) = pieces(arch, alone);
+            assert_eq!(executable(arch, &body, 0, movable).len(), headers, "{arch:?}");
+            let (body, movable) = pieces(arch, followed + 20);
+            let piece = body.len() / (followed + 20);
+            let elf = executable(arch, &body, 0, movable);
+            assert_eq!(elf.len(), headers_len(arch) + 20 * piece, "{arch:?}");
+            let load = &kernel_elf::read(&elf).unwrap().segments[0];
+            assert!((load.offset + load.filesz).next_multiple_of(4096) >= elf.len() as u64);
+        }
+    }
+
+    #[test]
+    fn holes_are_chained_by_jumps_and_amd64_swallows_its_fixed_fields() {
+        let (body, movable) = pieces(Arch::Amd64, 30);
+        let elf = executable(Arch::Amd64, &body, 0, movable);
+        assert_eq!(&elf[4..15], &[0x90; 11]);
+        assert_eq!(elf[15], 0xb9, "mov ecx, imm32 over e_type and e_machine");
+        assert_eq!(&elf[20..24], &[0x90, 0x90, 0xeb, 48 - 24]);
+        assert_eq!(&elf[48..54], &[0x90, 0x90, 0x90, 0x90, 0xeb, (72 - 54) as u8]);
+        assert_eq!(elf[54], 56, "e_phentsize untouched");
+        // An instruction "ELF" would change as REX prefixes gets a nop before it.
+        let elf = executable(Arch::Amd64, &[0x31, 0xff], 0, Movable::Pieces(vec![2]));
+        assert_eq!(&elf[4..7], &[0x90, 0x31, 0xff]);
+        let (body, movable) = pieces(Arch::Arm64, 7);
+        let elf = executable(Arch::Arm64, &body, 0, movable);
+        let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+        assert_eq!(word(12), 0x1400_0000 | ((40 - 12) / 4), "b to the second hole");
+        assert_eq!(kernel_elf::read(&elf).unwrap().entry, LOAD_ADDRESS + 8);
     }
 }

@@ -11,6 +11,19 @@
 //! qemu-user's `start_thread` clear them); programs rely on that only where a comment
 //! says so, and never on argc or the stack's contents.
 
+/// Assembles code in pieces for [`Body::in_pieces`]: each `[...]` is one piece of one
+/// or more instructions (`;`-separated), which the layout keeps together. A piece may
+/// branch within itself (its labels are its own), never to another piece.
+macro_rules! pieces {
+    ($arch:tt, $relocation:ty; $([$($instructions:tt)*])*) => {
+        vec![$({
+            let mut ops = dynasmrt::VecAssembler::<$relocation>::new(0);
+            dynasmrt::dynasm!(ops ; .arch $arch ; $($instructions)*);
+            ops.finalize().expect("a piece's labels are its own")
+        }),*]
+    };
+}
+
 pub mod elf;
 pub mod exit;
 pub mod hello;
@@ -102,13 +115,13 @@ impl Body {
         }
     }
 
-    /// Code with no references at all (no data, no absolute or relative addresses),
-    /// which the layout may place anywhere, even cut up across the ELF headers' holes.
-    fn movable_by_instruction(code: Vec<u8>) -> Self {
+    /// Code in pieces, each whole instructions that refer to nothing outside the piece
+    /// (see [`pieces!`]): the layout may put each anywhere, even in the headers' holes.
+    fn in_pieces(pieces: Vec<Vec<u8>>) -> Self {
         Self {
-            bytes: code,
+            movable: elf::Movable::Pieces(pieces.iter().map(Vec::len).collect()),
+            bytes: pieces.concat(),
             entry: 0,
-            movable: elf::Movable::ByInstruction,
         }
     }
 
