@@ -58,10 +58,11 @@ pub enum Movable {
     No,
     /// Position-independent: it may start anywhere, in one piece.
     Whole,
-    /// Code made of pieces of these lengths, in order, that refer to nothing outside
-    /// themselves (no data, no address of another piece): the layout may put each piece
-    /// anywhere, so it spreads them over the headers' holes (see [`Hole`]).
-    Pieces(Vec<usize>),
+    /// `data` bytes, which stay at [`body_address`], then code made of pieces of these
+    /// lengths, in order, that refer to nothing outside themselves but the data's
+    /// absolute address: the layout may put each piece anywhere, so it spreads them over
+    /// the headers' holes (see [`Hole`]), the rest following the data.
+    Pieces { data: usize, pieces: Vec<usize> },
 }
 
 /// Lays out a static executable for `arch`: headers, then `body`, execution starting
@@ -69,9 +70,9 @@ pub enum Movable {
 /// the headers' holes as far as they go.
 pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Vec<u8> {
     match (arch, movable) {
-        (_, Movable::Pieces(lengths)) => {
-            assert_eq!(entry, 0, "a body in pieces starts with its first piece");
-            let mut rest = body;
+        (_, Movable::Pieces { data, pieces: lengths }) => {
+            assert_eq!(entry, data, "a body in pieces starts with its first piece");
+            let (data, mut rest) = body.split_at(data);
             let pieces: Vec<&[u8]> = lengths
                 .iter()
                 .map(|&len| {
@@ -80,7 +81,7 @@ pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Ve
                     piece
                 })
                 .collect();
-            in_holes(arch, &pieces)
+            in_holes(arch, data, &pieces)
         }
         (Arch::I386, _) => elf32(body, ELF32_HEADERS + entry),
         (Arch::Amd64, Movable::No) => {
@@ -95,10 +96,11 @@ pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Ve
 struct Hole {
     at: usize,
     end: usize,
-    /// Bytes at the hole's very end that carry execution on into the next hole (or the
-    /// body) without a jump, the gap before them filled with no-ops; `None`: a jump
-    /// follows the last piece in the hole.
-    onward: Option<&'static [u8]>,
+    /// Bytes at the hole's very end that carry execution on, without a jump, to the
+    /// offset given (the gap before them filled with no-ops), when that is where the
+    /// next hole or the code in the body starts; otherwise a jump follows the last piece
+    /// in the hole.
+    onward: Option<(&'static [u8], usize)>,
 }
 
 /// The amd64 holes, after execution enters at byte 4 (see [`amd64`]): `e_ident[4..16]`,
@@ -108,7 +110,7 @@ const AMD64_HOLES: [Hole; 3] = [
     Hole {
         at: 4,
         end: 16,
-        onward: Some(&[0xb9]),
+        onward: Some((&[0xb9], 20)),
     },
     Hole {
         at: 20,
@@ -130,7 +132,7 @@ const ELF32_HOLES: [Hole; 1] = [Hole {
 }];
 
 /// The arm64 holes: `e_ident[8..16]`; `e_shoff` and `e_flags`; `p_paddr`; `p_align`,
-/// which runs straight on into the body.
+/// which runs straight on into a body without data.
 const ARM64_HOLES: [Hole; 4] = [
     Hole {
         at: 8,
@@ -150,7 +152,7 @@ const ARM64_HOLES: [Hole; 4] = [
     Hole {
         at: 104,
         end: 112,
-        onward: Some(&[]),
+        onward: Some((&[], 112)),
     },
 ];
 
@@ -162,8 +164,23 @@ fn immune_to_the_elf_prefixes(opcode: u8) -> bool {
 }
 
 /// The layout with code in pieces: the headers with the pieces spread over their holes,
-/// then the pieces that did not fit, as the body.
-fn in_holes(arch: Arch, pieces: &[&[u8]]) -> Vec<u8> {
+/// then the data, then the pieces that did not fit.
+fn in_holes(arch: Arch, data: &[u8], pieces: &[&[u8]]) -> Vec<u8> {
+    let code: usize = pieces.iter().map(|piece| piece.len()).sum();
+    if arch == Arch::I386 && ELF32_HEADERS + data.len() + code > LOAD_ADDRESS as usize + ELF32_HOLES[0].at {
+        // e_entry is p_filesz too: only an entry more than 64 KiB into the file maps a
+        // file that long, so its code follows the data, unspread.
+        return elf32(&[data, &pieces.concat()].concat(), ELF32_HEADERS + data.len());
+    }
+    let mut elf = match arch {
+        Arch::Amd64 => amd64(&[], 0),
+        Arch::I386 => elf32(&[], ELF32_HOLES[0].at),
+        Arch::Arm64 => elf64(arch, &[], LOAD_ADDRESS + ARM64_HOLES[0].at as u64),
+    };
+    let body_at = headers_len(arch);
+    let code_at = body_at + data.len().next_multiple_of(arch.code_alignment());
+    elf.resize(elf.len().max(code_at), 0);
+    elf[body_at..body_at + data.len()].copy_from_slice(data);
     match arch {
         Arch::Amd64 => {
             let nop: &[u8] = &[0x90];
@@ -171,25 +188,20 @@ fn in_holes(arch: Arch, pieces: &[&[u8]]) -> Vec<u8> {
             if all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0])) {
                 all.insert(0, nop);
             }
-            let mut elf = amd64(&[], 0);
-            let body = spread(arch, &mut elf, &AMD64_HOLES, AMD64_HEADERS, &all);
-            amd64_sizes(&mut elf, AMD64_HEADERS + body);
-            elf
+            let code = spread(arch, &mut elf, &AMD64_HOLES, code_at, &all);
+            amd64_sizes(&mut elf, code_at + code);
         }
         Arch::I386 => {
-            let mut elf = elf32(&[], ELF32_HOLES[0].at);
-            if spread(arch, &mut elf, &ELF32_HOLES, ELF32_HEADERS, pieces) == 0 {
+            if spread(arch, &mut elf, &ELF32_HOLES, code_at, pieces) == 0 && data.is_empty() {
                 elf.truncate(45); // e_phnum's high byte: the loader's zero padding
             }
-            elf
         }
         Arch::Arm64 => {
-            let mut elf = elf64(arch, &[], LOAD_ADDRESS + ARM64_HOLES[0].at as u64);
-            let body = spread(arch, &mut elf, &ARM64_HOLES, ELF64_HEADERS, pieces);
-            elf64_sizes(&mut elf, ELF64_HEADERS + body);
-            elf
+            let code = spread(arch, &mut elf, &ARM64_HOLES, code_at, pieces);
+            elf64_sizes(&mut elf, code_at + code);
         }
     }
+    elf
 }
 
 /// Writes `pieces` in order into `holes`, each hole passing execution on to the next and
@@ -200,7 +212,8 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
     let mut rest = pieces;
     for (index, hole) in holes.iter().enumerate() {
         let next = holes.get(index + 1).map_or(body_at, |h| h.at);
-        let onward_len = hole.onward.map_or(jump_len(arch), <[u8]>::len);
+        let onward = hole.onward.filter(|&(_, to)| to == next).map(|(bytes, _)| bytes);
+        let onward_len = onward.map_or(jump_len(arch, hole.at, next), <[u8]>::len);
         let mut at = hole.at;
         while let Some((piece, after)) = rest.split_first() {
             // Room to go on is needed unless everything left fits here.
@@ -215,7 +228,7 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
         if rest.is_empty() {
             return 0;
         }
-        match hole.onward {
+        match onward {
             Some(onward) => {
                 let from = hole.end - onward.len();
                 for slot in (at..from).step_by(nop(arch).len()) {
@@ -226,17 +239,23 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
             None => write_jump(arch, elf, at, next),
         }
     }
-    let body = rest.concat();
-    let end = body_at + body.len();
+    let code = rest.concat();
+    let end = body_at + code.len();
     if elf.len() < end {
         elf.resize(end, 0);
     }
-    elf[body_at..end].copy_from_slice(&body);
-    body.len()
+    elf[body_at..end].copy_from_slice(&code);
+    code.len()
 }
 
-fn jump_len(arch: Arch) -> usize {
-    if arch == Arch::Arm64 { 4 } else { 2 }
+/// The room a jump from anywhere in a hole starting at `from` to `to` takes: x86 has a
+/// 2-byte form for 127 bytes onward, 5 bytes beyond (past a long message).
+fn jump_len(arch: Arch, from: usize, to: usize) -> usize {
+    match arch {
+        Arch::Arm64 => 4,
+        _ if to <= from + 127 => 2,
+        _ => 5,
+    }
 }
 
 fn nop(arch: Arch) -> &'static [u8] {
@@ -247,14 +266,16 @@ fn nop(arch: Arch) -> &'static [u8] {
     }
 }
 
-/// A forward jump at `from` to `to`: x86 `jmp rel8`, AArch64 `b`.
+/// A forward jump at `from` to `to`: x86 `jmp rel8` or `rel32`, AArch64 `b`.
 fn write_jump(arch: Arch, elf: &mut [u8], from: usize, to: usize) {
     if arch == Arch::Arm64 {
         let branch = 0x1400_0000 | ((to - from) / 4) as u32;
         elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
+    } else if let Ok(near) = i8::try_from(to - from - 2) {
+        elf[from..from + 2].copy_from_slice(&[0xeb, near as u8]);
     } else {
-        let near = u8::try_from(to - from - 2).expect("holes are close together");
-        elf[from..from + 2].copy_from_slice(&[0xeb, near]);
+        elf[from] = 0xe9;
+        elf[from + 1..from + 5].copy_from_slice(&((to - from - 5) as u32).to_le_bytes());
     }
 }
 
@@ -462,7 +483,13 @@ mod tests {
         } else {
             vec![0x90]
         };
-        (piece.repeat(count), Movable::Pieces(vec![piece.len(); count]))
+        (
+            piece.repeat(count),
+            Movable::Pieces {
+                data: 0,
+                pieces: vec![piece.len(); count],
+            },
+        )
     }
 
     #[test]
@@ -495,7 +522,15 @@ mod tests {
         assert_eq!(&elf[48..54], &[0x90, 0x90, 0x90, 0x90, 0xeb, (72 - 54) as u8]);
         assert_eq!(elf[54], 56, "e_phentsize untouched");
         // An instruction "ELF" would change as REX prefixes gets a nop before it.
-        let elf = executable(Arch::Amd64, &[0x31, 0xff], 0, Movable::Pieces(vec![2]));
+        let elf = executable(
+            Arch::Amd64,
+            &[0x31, 0xff],
+            0,
+            Movable::Pieces {
+                data: 0,
+                pieces: vec![2],
+            },
+        );
         assert_eq!(&elf[4..7], &[0x90, 0x31, 0xff]);
         let (body, movable) = pieces(Arch::Arm64, 7);
         let elf = executable(Arch::Arm64, &body, 0, movable);

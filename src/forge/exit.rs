@@ -10,7 +10,7 @@ pub fn program(arch: Arch, status: u8) -> Vec<u8> {
         Arch::I386 => i386(status),
         Arch::Arm64 => arm64(status),
     };
-    Body::in_pieces(pieces).link(arch)
+    Body::in_pieces(&[], pieces).link(arch)
 }
 
 fn amd64(status: u8) -> Vec<Vec<u8>> {

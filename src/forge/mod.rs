@@ -115,13 +115,18 @@ impl Body {
         }
     }
 
-    /// Code in pieces, each whole instructions that refer to nothing outside the piece
-    /// (see [`pieces!`]): the layout may put each anywhere, even in the headers' holes.
-    fn in_pieces(pieces: Vec<Vec<u8>>) -> Self {
+    /// Data, then code in pieces, each whole instructions that refer to nothing outside
+    /// the piece but the data, by its absolute address (see [`pieces!`]): the layout
+    /// may put each piece anywhere, even in the headers' holes; the data stays at
+    /// [`elf::body_address`].
+    fn in_pieces(data: &[u8], pieces: Vec<Vec<u8>>) -> Self {
         Self {
-            movable: elf::Movable::Pieces(pieces.iter().map(Vec::len).collect()),
-            bytes: pieces.concat(),
-            entry: 0,
+            movable: elf::Movable::Pieces {
+                data: data.len(),
+                pieces: pieces.iter().map(Vec::len).collect(),
+            },
+            bytes: [data.to_vec(), pieces.concat()].concat(),
+            entry: data.len(),
         }
     }
 

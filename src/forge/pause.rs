@@ -21,7 +21,7 @@ pub fn program(arch: Arch) -> Vec<u8> {
         Arch::I386 => i386(),
         Arch::Arm64 => arm64(),
     };
-    Body::in_pieces(pieces).link(arch)
+    Body::in_pieces(&[], pieces).link(arch)
 }
 
 fn amd64() -> Vec<Vec<u8>> {
