@@ -35,10 +35,10 @@ fn amd64() -> Vec<Vec<u8>> {
         [pop rdi]
         [mov al, BYTE 13]                     // SYS_rt_sigaction; rax starts at 0
         [syscall]
+        [xor edi, edi]                        // SIG_BLOCK (before the push: it fills a hole)
         [push ENDING as i32]
         [push rsp]
         [pop rsi]
-        [xor edi, edi]                        // SIG_BLOCK
         [mov al, BYTE 14]                     // SYS_rt_sigprocmask; rax is 0 after success
         [syscall]
         [push rsi]                            // rt_sigtimedwait(set, info: written over the
@@ -57,12 +57,12 @@ fn amd64() -> Vec<Vec<u8>> {
 
 fn i386() -> Vec<Vec<u8>> {
     pieces!(x86, X86Relocation;
+        [push BYTE 8]                         // sizeof(sigset_t), first: with it the first
+        [pop esi]                             //   pieces fill the header hole exactly
         [push edx]                            // struct sigaction: sa_flags 0 (edx starts at 0),
         [push BYTE signal::IGNORE as i8]      //   sa_handler SIG_IGN; restorer and mask unused
         [mov ecx, esp]
         [mov bl, BYTE signal::CHLD as i8]     // ebx starts at 0: its low byte will do
-        [push BYTE 8]                         // sizeof(sigset_t)
-        [pop esi]
         [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction (not the legacy sigaction);
         [int BYTE 0x80u8 as i8]               //   eax starts at 0
         [push DWORD ENDING as i32]
