@@ -183,10 +183,9 @@ fn in_holes(arch: Arch, data: &[u8], pieces: &[&[u8]]) -> Vec<u8> {
     elf[body_at..body_at + data.len()].copy_from_slice(data);
     match arch {
         Arch::Amd64 => {
-            let nop: &[u8] = &[0x90];
             let mut all = pieces.to_vec();
             if all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0])) {
-                all.insert(0, nop);
+                all.insert(0, nop(arch));
             }
             let code = spread(arch, &mut elf, &AMD64_HOLES, code_at, &all);
             amd64_sizes(&mut elf, code_at + code);

@@ -167,7 +167,7 @@ fn amd64(family_port: u32, response: &[u8]) -> Body {
         ; xor eax, eax                        // SYS_read
         ; syscall
         ; test eax, eax
-        ; jle BYTE >respond                        // end of input, reset or timeout: answer anyway
+        ; jle BYTE >respond                   // end of input, reset or timeout: answer anyway
         ; add rsi, rax
         ; sub edx, eax
         ; cmp DWORD [rsi - 4], HEADERS_END    // the blank line that ends the headers?
@@ -266,7 +266,7 @@ fn i386(family_port: u32, response: &[u8]) -> Body {
         ; pop eax
         ; int BYTE 0x80u8 as i8
         ; test eax, eax
-        ; jle BYTE >respond                        // end of input, reset or timeout: answer anyway
+        ; jle BYTE >respond                   // end of input, reset or timeout: answer anyway
         ; add ecx, eax
         ; sub edx, eax
         ; cmp DWORD [ecx - 4], HEADERS_END    // the blank line that ends the headers?
