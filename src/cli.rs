@@ -7,10 +7,10 @@ use speck::collect::{PackRequest, Source};
 use speck::forge::{Arch, exit, hello, http, init, pause};
 use speck::image::{Config, ImageIndex, ImageSpec, Platform, Reference, config};
 use speck::layer::{Compression, Entry, Layer, LayerOptions, TarForm};
-use speck::write::{self, Format, WriteOptions, engine::Engine};
+use speck::write::{self, Compress, Format, Golf, WriteOptions, engine::Engine};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 /// speck builds the smallest possible container images from scratch, without a daemon.
@@ -204,6 +204,25 @@ struct OutputArgs {
     /// gzip for OCI outputs]
     #[arg(long, value_enum)]
     compression: Option<Compression>,
+    /// Shrink the docker-archive, to a level named for what keeps working: `portable`
+    /// (the default) is the smallest that docker, podman, skopeo and containerd's ctr all
+    /// load and run; `docker` the smallest docker loads and runs: its config has no
+    /// platform (containerd's import drops it; docker run warns), an entrypoint without
+    /// arguments becomes the Cmd, and the image is untagged unless --tag names it.
+    /// Implies --tar minimal and --format docker.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "portable",
+          value_name = "LEVEL", conflicts_with = "tar_form")]
+    golf: Option<Golf>,
+    /// Compress the whole archive (docker-archives: docker load reads them compressed).
+    /// `best` tries every codec the targeted tools read (docker: gzip, xz, bzip2; with
+    /// podman and skopeo, which cannot read gzip here: xz, bzip2) and keeps the smallest.
+    /// containerd's ctr import reads only plain tars; docker 20.10 cannot read zstd.
+    #[arg(long, value_enum, default_value_t, value_name = "CODEC")]
+    compress: Compress,
+    /// Print the archive as one base64 line on stdout, and on stderr the command that
+    /// loads it (`base64 -d | docker load`), instead of writing a file.
+    #[arg(long, conflicts_with = "output")]
+    base64: bool,
     /// Time stamped on every file and on the config, in seconds since 1970-01-01 UTC.
     /// Default 0 (1970-01-01T00:00:00Z), so that equal inputs give equal digests.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0, value_name = "SECONDS")]
@@ -281,19 +300,47 @@ impl OutputArgs {
             Format::Docker | Format::DockerOci => Compression::None,
         });
         LayerOptions {
-            form: self.tar_form,
+            form: if self.golf.is_some() {
+                TarForm::Bare
+            } else {
+                self.tar_form
+            },
             mtime: self.source_date_epoch,
             compression,
         }
     }
 
     fn check_destination(&self) -> anyhow::Result<()> {
-        if self.output.is_none() && self.load.is_empty() {
+        if self.output.is_none() && self.load.is_empty() && !self.base64 {
             bail!(
-                "say where the image goes: -o PATH (a file, or a directory with --format oci), or --load docker|podman"
+                "say where the image goes: -o PATH (a file, or a directory with --format oci), --base64, or --load docker|podman"
             );
         }
+        if self.golf.is_some() && self.format != Format::Docker {
+            bail!("--golf shrinks docker-archives; drop --format {}", self.format.name());
+        }
+        if self.compress != Compress::None && !matches!(self.format, Format::Docker | Format::DockerOci) {
+            bail!(
+                "--compress applies to docker-archives (docker load reads them compressed); {} readers take plain files",
+                self.format.name()
+            );
+        }
+        if self.base64 && self.format == Format::Oci {
+            bail!("--base64 prints one archive file; an OCI layout is a directory: use --format oci-archive");
+        }
         Ok(())
+    }
+
+    /// How to write the image with these options.
+    fn write_options(&self, tags: Vec<Reference>) -> WriteOptions {
+        WriteOptions {
+            format: self.format,
+            tags,
+            tar_form: self.tar_form,
+            mtime: self.source_date_epoch,
+            golf: self.golf,
+            compress: self.compress,
+        }
     }
 }
 
@@ -460,12 +507,23 @@ fn default_name(path: &std::path::Path) -> String {
 
 /// Writes and loads the images as the output options say, and reports what happened.
 fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::Result<()> {
-    let tags = if output.tags.is_empty() {
-        vec![default_name.parse::<Reference>()?]
-    } else {
+    let golfed;
+    let index = match output.golf {
+        Some(golf) => {
+            golfed = index.with_config_form(golf.config_form());
+            &golfed
+        }
+        None => index,
+    };
+    let tags = if !output.tags.is_empty() {
         output.tags.clone()
+    } else if output.golf == Some(Golf::Docker) {
+        Vec::new()
+    } else {
+        vec![default_name.parse::<Reference>()?]
     };
     let host_image = index.pick(&Platform::host());
+    let id = host_image.config_blob().digest;
     let one_platform = |what: &str| {
         if index.images().len() > 1 {
             eprintln!(
@@ -475,17 +533,15 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
             );
         }
     };
+    let options = output.write_options(tags.clone());
+    if write::single_platform(output.format) && (output.output.is_some() || output.base64) {
+        one_platform(output.format.name());
+    }
+    if let Some(golf) = output.golf {
+        report_breaks(&format!("golf level {}", golf.name()), golf.breaks());
+    }
     if let Some(dest) = &output.output {
-        let options = WriteOptions {
-            format: output.format,
-            tags: tags.clone(),
-            tar_form: output.tar_form,
-            mtime: output.source_date_epoch,
-        };
-        if write::single_platform(output.format) {
-            one_platform(output.format.name());
-        }
-        let bytes = write::write(index, dest, &options)?;
+        let written = write::write(index, dest, &options)?;
         let platforms: Vec<String> = if write::single_platform(output.format) {
             vec![host_image.platform().to_string()]
         } else {
@@ -496,22 +552,88 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
                 .collect()
         };
         eprintln!(
-            "speck: wrote {} ({}, {}, {bytes} bytes, image ID {})",
+            "speck: wrote {} ({}, {}, {} bytes, image ID {id})",
             dest.display(),
             output.format.name(),
             platforms.join(" "),
-            host_image.config_blob().digest
+            written.bytes,
         );
+        report_compression(written.compressed.as_ref());
+    }
+    if output.base64 {
+        print_base64(&write::archive(index, &options), output.format, &tags, id)?;
     }
     if !output.load.is_empty() {
         one_platform("a local engine");
-        let members = write::members(index, Format::Docker, &tags);
-        let archive = write::to_tar(&members, output.tar_form, output.source_date_epoch);
+        let plain = WriteOptions {
+            format: Format::Docker,
+            compress: Compress::None,
+            ..options
+        };
+        let archive = write::archive(index, &plain).bytes;
         for &engine in &output.load {
-            for loaded in write::engine::load(engine, archive.clone(), &tags)? {
+            let loaded = write::engine::load(engine, archive.clone(), &tags)?;
+            if loaded.is_empty() {
+                println!("Loaded an untagged image into {} (ID {id})", engine.name());
+            }
+            for loaded in loaded {
                 println!("Loaded {} into {} (ID {})", loaded.name, engine.name(), loaded.id);
             }
         }
+    }
+    Ok(())
+}
+
+/// Says which tools are known not to read what was written.
+fn report_breaks(what: &str, breaks: &[&str]) {
+    if !breaks.is_empty() {
+        eprintln!("speck: {what} is known to break: {}", breaks.join("; "));
+    }
+}
+
+fn report_compression(compressed: Option<&write::Compressed>) {
+    let Some(compressed) = compressed else { return };
+    let codec = compressed.codec.expect("compressed archives name their codec");
+    if compressed.tried.len() > 1 {
+        let tried: Vec<String> = compressed
+            .tried
+            .iter()
+            .map(|(codec, bytes)| format!("{} {bytes}", codec.name()))
+            .collect();
+        eprintln!("speck: compressed with {} (tried: {})", codec.name(), tried.join(", "));
+    }
+    report_breaks(&format!("{} compression", codec.name()), codec.archive_breaks());
+}
+
+/// The archive as one base64 line on stdout; on stderr, how to load and run it.
+fn print_base64(
+    archive: &write::Compressed,
+    format: Format,
+    tags: &[Reference],
+    id: speck::digest::Digest,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let line = base64::engine::general_purpose::STANDARD.encode(&archive.bytes);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    report_compression(archive.codec.is_some().then_some(archive));
+    let load = match format {
+        Format::OciArchive => "podman load",
+        _ => "docker load",
+    };
+    let run = tags
+        .first()
+        .map_or_else(|| id.hex()[..12].to_owned(), Reference::familiar_tagged);
+    eprintln!(
+        "speck: {} bytes as {} base64 characters; load and run it with:",
+        archive.bytes.len(),
+        line.len()
+    );
+    if line.len() <= 8192 {
+        eprintln!("  echo {line} | base64 -d | {load} && docker run --rm {run}");
+    } else {
+        eprintln!("  ... | base64 -d | {load} && docker run --rm {run}");
     }
     Ok(())
 }

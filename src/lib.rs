@@ -29,8 +29,8 @@
 //!     annotations: Default::default(),
 //! }
 //! .build();
-//! let tags = ["hello:latest".parse()?];
-//! let archive = write::to_tar(&write::members(&image.into(), Format::Docker, &tags), TarForm::Minimal, 0);
+//! let options = write::WriteOptions { tags: vec!["hello:latest".parse()?], ..Default::default() };
+//! let archive = write::archive(&image.into(), &options).bytes;
 //! // Three members (config, layer, manifest.json), each a 512-byte header and contents
 //! // padded to 512 bytes, except the last, which ends the archive unpadded.
 //! assert!(archive.len() < 4096, "{}", archive.len());
@@ -38,6 +38,7 @@
 //! ```
 
 pub mod collect;
+pub mod compress;
 pub mod digest;
 pub mod forge;
 pub mod image;

@@ -198,3 +198,35 @@ fn an_existing_directory_that_is_not_a_layout_is_never_replaced() {
         "no temporary files left"
     );
 }
+
+#[test]
+fn golf_and_compression_name_the_formats_they_apply_to() {
+    let dir = workdir();
+    let dest = dir.path().join("out");
+    for (args, expected) in [
+        (
+            &["--golf", "--format", "oci"][..],
+            "--golf shrinks docker-archives; drop --format oci layout",
+        ),
+        (
+            &["--golf=docker", "--format", "oci-archive"][..],
+            "--golf shrinks docker-archives",
+        ),
+        (
+            &["--compress", "xz", "--format", "oci-archive"][..],
+            "--compress applies to docker-archives",
+        ),
+    ] {
+        let out = output(speck().args(["pause", "-o"]).arg(&dest).args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!dest.exists(), "nothing may be left at the destination");
+    }
+    let out = output(
+        speck()
+            .args(["pause", "--golf", "--tar", "conventional", "-o"])
+            .arg(&dest),
+    );
+    assert_eq!(out.status.code(), Some(2), "--golf implies the minimal tar form");
+}

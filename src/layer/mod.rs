@@ -9,8 +9,8 @@ pub mod tar;
 pub use entry::{Entry, EntryKind, PathError, image_path};
 pub use tar::{TarError, TarForm};
 
+use crate::compress::{Codec, Effort};
 use crate::digest::Digest;
-use std::io::Write as _;
 use std::sync::Arc;
 
 /// How a layer blob is compressed.
@@ -56,7 +56,7 @@ impl Layer {
         let diff_id = Digest::of(&tar);
         let blob: Arc<[u8]> = match compression {
             Compression::None => tar.into(),
-            Compression::Gzip => gzip(&tar).into(),
+            Compression::Gzip => Codec::Gzip.compress(&tar, Effort::Default).into(),
         };
         Self {
             diff_id,
@@ -85,15 +85,6 @@ impl Layer {
     pub fn compression(&self) -> Compression {
         self.compression
     }
-}
-
-/// gzip with a fixed header (no name, mtime 0, OS "unknown"), so equal input gives equal bytes.
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new()
-        .operating_system(255)
-        .write(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::default());
-    encoder.write_all(data).expect("writing to memory cannot fail");
-    encoder.finish().expect("writing to memory cannot fail")
 }
 
 #[cfg(test)]

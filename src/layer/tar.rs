@@ -8,6 +8,9 @@
 //! - [`TarForm::Minimal`]: V7 headers with numbers in their shortest octal form and
 //!   nothing else but names and the type, no directory entries
 //!   that a file path already implies, no end marker and no padding after the last member.
+//! - [`TarForm::Bare`]: minimal, and numbers that are zero (owners, times) left empty,
+//!   which Go's and Python's readers take as 0 and which compresses better; Rust's tar
+//!   crate refuses such fields. For golfed archives, read by Go tools.
 //! - [`TarForm::Conventional`]: what Go's `archive/tar` writes (ustar, every numeric field
 //!   zero-padded, a directory entry for every parent, the end marker), for readers that
 //!   insist on it.
@@ -26,9 +29,19 @@ pub enum TarForm {
     /// numbers, no implied directory entries, no end marker, no trailing padding.
     #[default]
     Minimal,
+    /// Minimal, with zero owners and times left as empty fields (Go reads them as 0).
+    #[value(skip)]
+    Bare,
     /// ustar as Go's archive/tar writes it: directory entries for every parent, every
     /// field filled, the 1024-byte end marker.
     Conventional,
+}
+
+impl TarForm {
+    /// Whether this form drops what readers do not need (every form but conventional).
+    fn is_terse(self) -> bool {
+        self != TarForm::Conventional
+    }
 }
 
 /// Entries that cannot form one valid layer.
@@ -118,7 +131,7 @@ fn parents(path: &str) -> impl Iterator<Item = String> + '_ {
 fn write_member(out: &mut Vec<u8>, entry: &Entry, form: TarForm, mtime: u64, last: bool) {
     let (typeflag, link, data): (u8, &str, &[u8]) = match &entry.kind {
         // V7 regular files have a NUL type; ustar readers take both.
-        EntryKind::File(data) => (if form == TarForm::Minimal { 0 } else { b'0' }, "", data),
+        EntryKind::File(data) => (if form.is_terse() { 0 } else { b'0' }, "", data),
         EntryKind::Dir => (b'5', "", &[]),
         EntryKind::Symlink(target) => (b'2', target, &[]),
         EntryKind::Hardlink(target) => (b'1', target, &[]),
@@ -154,7 +167,7 @@ fn write_member(out: &mut Vec<u8>, entry: &Entry, form: TarForm, mtime: u64, las
         push_data(out, &pax, false);
     }
     out.extend_from_slice(&fields.header(form, !pax.is_empty()));
-    push_data(out, data, last && form == TarForm::Minimal);
+    push_data(out, data, last && form.is_terse());
 }
 
 /// Appends member data, padded to a whole block unless it is the very end of a minimal tar.
@@ -255,7 +268,7 @@ impl Fields<'_> {
         let field = &mut block[CHKSUM.0..CHKSUM.0 + CHKSUM.1];
         match form {
             // Readers trim spaces and NULs around the digits.
-            TarForm::Minimal => {
+            TarForm::Minimal | TarForm::Bare => {
                 field.fill(0);
                 let digits = format!("{sum:o}");
                 field[..digits.len()].copy_from_slice(digits.as_bytes());
@@ -299,6 +312,9 @@ fn put_octal(block: &mut [u8; BLOCK], (at, len): (usize, usize), value: u64, for
         // Shortest octal, "0" included: Go reads an empty field as 0 too, but the tar
         // crate refuses one, and a fixed-size header gains nothing from the NUL.
         TarForm::Minimal => format!("{value:o}"),
+        // Empty reads as 0 in Go and Python, and a run of NULs compresses better.
+        TarForm::Bare if value == 0 => String::new(),
+        TarForm::Bare => format!("{value:o}"),
         TarForm::Conventional => format!("{value:0width$o}", width = len - 1),
     };
     block[at..at + digits.len()].copy_from_slice(digits.as_bytes());
@@ -328,6 +344,12 @@ mod tests {
         assert_eq!(tar.len(), 512 + 5);
         assert_eq!(&tar[..2], b"t\0");
         assert_eq!(&tar[100..104], b"755\0");
+        let bare = archive(&[file("t", b"hello")], TarForm::Bare, 0).unwrap();
+        // mode, uid, gid, size, mtime: only the mode and the size are written.
+        let mut numbers = [0u8; 48];
+        numbers[..3].copy_from_slice(b"755");
+        numbers[24] = b'5';
+        assert_eq!(bare[100..148], numbers);
         assert_eq!(&tar[124..126], b"5\0");
         assert_eq!(&tar[136..148], b"0\0\0\0\0\0\0\0\0\0\0\0", "mtime 0 is a lone digit");
         assert_eq!(&tar[257..262], &[0u8; 5], "no ustar magic");

@@ -7,7 +7,10 @@
 mod atomic;
 mod docker_archive;
 pub mod engine;
+pub mod golf;
 mod oci_layout;
+
+pub use golf::{Compress, Compressed, Golf};
 
 use crate::digest::Digest;
 use crate::image::{Image, ImageIndex, Platform, Reference};
@@ -44,7 +47,7 @@ impl Format {
 }
 
 /// How to write an image.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// The format.
     pub format: Format,
@@ -54,6 +57,11 @@ pub struct WriteOptions {
     pub tar_form: TarForm,
     /// The modification time of archive members.
     pub mtime: u64,
+    /// Shrink a docker-archive to this level: one-letter member names, minimal tar. The
+    /// images should have been built with the level's [`Golf::config_form`].
+    pub golf: Option<Golf>,
+    /// Whole-file compression of a tar output.
+    pub compress: Compress,
 }
 
 /// A file in an output: a path and its exact bytes.
@@ -96,9 +104,10 @@ pub fn single_platform(format: Format) -> bool {
     matches!(format, Format::Docker | Format::DockerOci)
 }
 
-/// The files that make up `index` in `format`, sorted by path, each path once. Formats
-/// that hold one platform get the host's image, or the first if the host's is absent.
-pub fn members<'a>(index: &'a ImageIndex, format: Format, tags: &[Reference]) -> Vec<Member<'a>> {
+/// The files that make up `index` as `options` say, sorted by path, each path once.
+/// Formats that hold one platform get the host's image, or the first if the host's is absent.
+pub fn members<'a>(index: &'a ImageIndex, options: &WriteOptions) -> Vec<Member<'a>> {
+    let (format, tags) = (options.format, &options.tags[..]);
     let images = if single_platform(format) {
         std::slice::from_ref(index.pick(&Platform::host()))
     } else {
@@ -111,7 +120,7 @@ pub fn members<'a>(index: &'a ImageIndex, format: Format, tags: &[Reference]) ->
         }
     };
     if matches!(format, Format::Docker | Format::DockerOci) {
-        add(docker_archive::members(&images[0], tags));
+        add(docker_archive::members(&images[0], tags, options.golf.is_some()));
     }
     if matches!(format, Format::Oci | Format::OciArchive | Format::DockerOci) {
         add(oci_layout::members(images, tags));
@@ -128,11 +137,32 @@ pub fn to_tar(members: &[Member], form: TarForm, mtime: u64) -> Vec<u8> {
     tar::archive(&entries, form, mtime).expect("member paths are unique")
 }
 
-/// Writes `index` to `dest` and returns the number of bytes written.
-pub fn write(index: &ImageIndex, dest: &Path, options: &WriteOptions) -> Result<u64, WriteError> {
-    let members = members(index, options.format, &options.tags);
+/// `index` as one archive file (any format but the OCI layout directory), compressed as
+/// `options` say.
+pub fn archive(index: &ImageIndex, options: &WriteOptions) -> Compressed {
+    let form = if options.golf.is_some() {
+        TarForm::Bare
+    } else {
+        options.tar_form
+    };
+    let tar = to_tar(&members(index, options), form, options.mtime);
+    golf::compress(tar, options.compress, options.golf)
+}
+
+/// What [`write`] placed.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// Bytes written.
+    pub bytes: u64,
+    /// The whole-file compression, and what else was tried.
+    pub compressed: Option<Compressed>,
+}
+
+/// Writes `index` to `dest`.
+pub fn write(index: &ImageIndex, dest: &Path, options: &WriteOptions) -> Result<Written, WriteError> {
     let result = match options.format {
         Format::Oci => {
+            let members = members(index, options);
             let total = members.iter().map(|m| m.bytes.len() as u64).sum();
             atomic::replace_dir(dest, |dir| {
                 for member in &members {
@@ -142,11 +172,17 @@ pub fn write(index: &ImageIndex, dest: &Path, options: &WriteOptions) -> Result<
                 }
                 Ok(())
             })
-            .map(|()| total)
+            .map(|()| Written {
+                bytes: total,
+                compressed: None,
+            })
         }
         _ => {
-            let bytes = to_tar(&members, options.tar_form, options.mtime);
-            atomic::replace_file(dest, &bytes).map(|()| bytes.len() as u64)
+            let compressed = archive(index, options);
+            atomic::replace_file(dest, &compressed.bytes).map(|()| Written {
+                bytes: compressed.bytes.len() as u64,
+                compressed: compressed.codec.is_some().then_some(compressed),
+            })
         }
     };
     result.map_err(|cause| WriteError {
