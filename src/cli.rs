@@ -4,10 +4,11 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use speck::collect::{PackRequest, Source};
+use speck::engine::{self, Engine};
 use speck::forge::{Arch, exit, hello, http, init, pause};
 use speck::image::{Config, ImageIndex, ImageSpec, Platform, Reference, config};
 use speck::layer::{Compression, Entry, Layer, LayerOptions, TarForm};
-use speck::write::{self, Compress, Format, Golf, WriteOptions, engine::Engine};
+use speck::write::{self, Compress, Format, Golf, WriteOptions};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -63,6 +64,39 @@ enum Command {
     /// without their loader) are refused with the reason. The entrypoint is made
     /// executable if its copy lost its x bits; everything else keeps its mode, owned by root.
     Pack(PackArgs),
+    /// Report image sizes the way each tool counts them, side by side.
+    ///
+    /// TARGET is an archive file (docker-archive or OCI archive, compressed or not), an
+    /// OCI layout directory, docker:REF or podman:REF (an engine's image, exported).
+    /// Columns: FILES is what `docker images` shows (file contents), UNCOMPRESSED what
+    /// `podman images` shows (layer tars + config + manifest twice), BLOBS what `ctr
+    /// images ls` shows (manifest + config + layer blobs as stored), PULL what a registry
+    /// pull downloads once speck pushes it, ARCHIVE the file as it is; then the archive
+    /// plain and under each whole-file compression.
+    Size(SizeArgs),
+    /// Show an image's config, platform and files, what each ELF program needs, and where
+    /// every byte of the archive goes.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct SizeArgs {
+    /// Archives, OCI layouts, docker:REF, podman:REF.
+    #[arg(required = true, value_name = "TARGET")]
+    targets: Vec<speck::read::Target>,
+    /// Print JSON (one object per image) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// An archive, an OCI layout, docker:REF or podman:REF.
+    #[arg(value_name = "TARGET")]
+    target: speck::read::Target,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The options every generated program takes.
@@ -379,6 +413,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => forge(&args.program, "init", Some(args.command.clone()), init::program),
         Command::Http(args) => run_http(args),
         Command::Pack(args) => run_pack(args),
+        Command::Size(args) => run_size(args),
+        Command::Inspect(args) => run_inspect(args),
     }
 }
 
@@ -480,6 +516,97 @@ fn run_pack(args: PackArgs) -> anyhow::Result<()> {
     emit(&image.into(), &args.output, &default_name)
 }
 
+fn run_size(args: SizeArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for target in &args.targets {
+        let read = speck::read::read(target)?;
+        rows.extend(speck::measure::sizes(&target.to_string(), &read));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let mut table = vec![
+        [
+            "TARGET",
+            "PLATFORM",
+            "IMAGE ID",
+            "FILES",
+            "UNCOMPRESSED",
+            "BLOBS",
+            "PULL",
+            "ARCHIVE",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    let codecs: Vec<&str> = rows
+        .first()
+        .map(|row| row.archive_as.iter().map(|c| c.codec).collect())
+        .unwrap_or_default();
+    table[0].extend(codecs.iter().map(|codec| format!("AS {}", codec.to_uppercase())));
+    for row in &rows {
+        let mut cells = vec![
+            row.target.clone(),
+            row.platform.clone(),
+            row.id.trim_start_matches("sha256:")[..12].to_owned(),
+        ];
+        cells.extend([row.files, row.uncompressed, row.blobs, row.pull, row.archive].map(|n| n.to_string()));
+        cells.extend(codecs.iter().map(|codec| {
+            row.archive_as
+                .iter()
+                .find(|c| c.codec == *codec)
+                .map_or("-".to_owned(), |c| c.bytes.to_string())
+        }));
+        table.push(cells);
+    }
+    print!("{}", columns(&table));
+    eprintln!(
+        "FILES: docker images · UNCOMPRESSED: podman images · BLOBS: ctr images ls · PULL: registry pull · ARCHIVE: the file; AS …: the archive plain and under each compression at its smallest"
+    );
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let read = speck::read::read(&args.target)?;
+    let report = speck::measure::inspect::inspect(&args.target.to_string(), &read);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", speck::measure::inspect::render(&report));
+    }
+    Ok(())
+}
+
+/// Rows as left-aligned text columns (numbers right-aligned).
+fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|column| {
+            rows.iter()
+                .map(|row| row.get(column).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &width)| {
+                if cell.bytes().all(|b| b.is_ascii_digit()) && !cell.is_empty() {
+                    format!("{cell:>width$}")
+                } else {
+                    format!("{cell:<width$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// A repository name made from a file name: lowercase, with anything Docker refuses
 /// replaced by `-` (`My_App.bin` → `my_app.bin`).
 fn default_name(path: &std::path::Path) -> String {
@@ -572,7 +699,7 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
         };
         let archive = write::archive(index, &plain).bytes;
         for &engine in &output.load {
-            let loaded = write::engine::load(engine, archive.clone(), &tags)?;
+            let loaded = engine::load(engine, archive.clone(), &tags)?;
             if loaded.is_empty() {
                 println!("Loaded an untagged image into {} (ID {id})", engine.name());
             }

@@ -6,7 +6,10 @@
 //!    Both produce [`layer::Entry`] values.
 //! 2. [`layer`] turns entries into byte-exact, reproducible tar layers.
 //! 3. [`image`] holds the one image model: platform, config and layers, immutable once built.
-//! 4. [`write`] publishes an image: docker-archive, OCI layout, OCI archive, or a local engine.
+//! 4. [`write`] publishes an image: docker-archive, OCI layout, OCI archive (golfed and
+//!    compressed as asked), or a local engine ([`engine`]).
+//! 5. [`read`] brings images back from archives, layouts and engines; [`measure`] sizes
+//!    them as every tool counts and says what is inside.
 //!
 //! Building never publishes and publishing never builds: sources meet sinks only at
 //! [`image::Image`].
@@ -40,7 +43,10 @@
 pub mod collect;
 pub mod compress;
 pub mod digest;
+pub mod engine;
 pub mod forge;
 pub mod image;
 pub mod layer;
+pub mod measure;
+pub mod read;
 pub mod write;

@@ -1,14 +1,15 @@
 //! The container configuration (what runs, as whom, with what), and the checks that
 //! keep its values valid before they reach an engine.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a container runs and how: the `config` object of an image configuration.
 ///
 /// Serialises with sorted keys and without empty fields, so equal values give equal bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
+/// Reads any image's config: unknown fields are ignored, `null` reads as empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct Config {
     /// Default arguments, appended to the entrypoint.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -17,13 +18,17 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// `KEY=value` pairs.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
     pub env: Vec<String>,
     /// `port/proto` values such as `8000/tcp`.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", serialize_with = "as_empty_objects")]
+    #[serde(
+        skip_serializing_if = "BTreeSet::is_empty",
+        serialize_with = "as_empty_objects",
+        deserialize_with = "keys_of"
+    )]
     pub exposed_ports: BTreeSet<String>,
     /// Image labels.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// Signal that stops the container (`SIGTERM` when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +44,17 @@ pub struct Config {
 /// `{"80/tcp":{}}`, as the image spec writes a set.
 fn as_empty_objects<S: Serializer>(set: &BTreeSet<String>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_map(set.iter().map(|key| (key, BTreeMap::<(), ()>::new())))
+}
+
+/// `null` or absent as the empty value.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(deserializer: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `{"80/tcp":{}}` back into a set.
+fn keys_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeSet<String>, D::Error> {
+    let map: Option<BTreeMap<String, serde::de::IgnoredAny>> = Option::deserialize(deserializer)?;
+    Ok(map.unwrap_or_default().into_keys().collect())
 }
 
 /// A config value that an engine would reject or misread.
@@ -134,6 +150,15 @@ mod tests {
             serde_json::to_string(&config).unwrap(),
             r#"{"Entrypoint":["/app"],"ExposedPorts":{"8000/tcp":{}},"Labels":{"a":"1","b":"2"}}"#
         );
+    }
+
+    #[test]
+    fn configs_of_other_tools_read_back() {
+        let json = r#"{"Env":null,"Cmd":["/hello"],"ExposedPorts":{"80/tcp":{}},"Labels":null,"Healthcheck":{}}"#;
+        let config: Config = serde_json::from_str(json).unwrap();
+        assert_eq!(config.cmd, Some(vec!["/hello".to_owned()]));
+        assert_eq!(config.exposed_ports, ["80/tcp".to_owned()].into());
+        assert!(config.env.is_empty() && config.labels.is_empty());
     }
 
     #[test]

@@ -160,7 +160,94 @@ impl ImageSpec {
     }
 }
 
+/// An image config from outside that does not describe its layers.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageReadError {
+    /// Not an image config.
+    #[error("the image config is not valid JSON of an image: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `rootfs.diff_ids` and the layers disagree.
+    #[error("the config lists {listed} layer digests (rootfs.diff_ids) for {found} layers")]
+    LayerCount {
+        /// How many the config lists.
+        listed: usize,
+        /// How many were found.
+        found: usize,
+    },
+    /// A layer's uncompressed digest is not the one listed.
+    #[error("layer {index} is {actual} uncompressed, but the config says {listed}")]
+    DiffId {
+        /// Which layer, from 1.
+        index: usize,
+        /// The listed digest.
+        listed: String,
+        /// The digest of the bytes found.
+        actual: Digest,
+    },
+}
+
 impl Image {
+    /// An image read from outside: `config_blob` kept byte for byte (its digest stays the
+    /// image ID), its platform and config parsed, its `rootfs.diff_ids` checked against
+    /// `layers`.
+    pub fn from_config_blob(config_blob: Blob, layers: Vec<Layer>) -> Result<Image, ImageReadError> {
+        #[derive(serde::Deserialize)]
+        struct ConfigFile {
+            #[serde(default)]
+            architecture: String,
+            #[serde(default)]
+            os: String,
+            variant: Option<String>,
+            config: Option<Config>,
+            created: Option<String>,
+            rootfs: RootFs,
+        }
+        #[derive(serde::Deserialize)]
+        struct RootFs {
+            diff_ids: Vec<String>,
+        }
+        let file: ConfigFile = serde_json::from_slice(&config_blob.bytes)?;
+        let listed = &file.rootfs.diff_ids;
+        if listed.len() != layers.len() {
+            return Err(ImageReadError::LayerCount {
+                listed: listed.len(),
+                found: layers.len(),
+            });
+        }
+        for (index, (listed, layer)) in listed.iter().zip(&layers).enumerate() {
+            if *listed != layer.diff_id().to_string() {
+                return Err(ImageReadError::DiffId {
+                    index: index + 1,
+                    listed: listed.clone(),
+                    actual: layer.diff_id(),
+                });
+            }
+        }
+        let created = file
+            .created
+            .and_then(|text| humantime::parse_rfc3339_weak(&text).ok())
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_secs());
+        let spec = ImageSpec {
+            platform: Platform {
+                os: file.os,
+                architecture: file.architecture,
+                variant: file.variant,
+            },
+            config: file.config.unwrap_or_default(),
+            layers,
+            created,
+            created_by: String::new(),
+            annotations: BTreeMap::new(),
+        };
+        Ok(Image { spec, config_blob })
+    }
+
+    /// What the container runs.
+    pub fn config(&self) -> &Config {
+        &self.spec.config
+    }
+
     /// The same image with its config written in `form` (a new image ID).
     pub fn with_config_form(&self, form: ConfigForm) -> Image {
         self.spec.clone().build_as(form)

@@ -22,6 +22,17 @@ pub enum Compression {
     Gzip,
 }
 
+/// A layer blob from outside that speck cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerReadError {
+    /// A codec layers do not come in here.
+    #[error("the layer is compressed with {0}; speck reads plain and gzip layers")]
+    Codec(&'static str),
+    /// Corrupt or oversized data.
+    #[error("the layer cannot be inflated: {0}")]
+    Inflate(#[from] std::io::Error),
+}
+
 /// How to turn entries into a layer.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerOptions {
@@ -39,6 +50,7 @@ pub struct LayerOptions {
 #[derive(Clone, Debug)]
 pub struct Layer {
     diff_id: Digest,
+    tar_len: u64,
     compression: Compression,
     blob: Arc<[u8]>,
     digest: Digest,
@@ -54,21 +66,46 @@ impl Layer {
     /// Wraps existing tar bytes, compressing them as asked.
     pub fn from_tar(tar: Vec<u8>, compression: Compression) -> Self {
         let diff_id = Digest::of(&tar);
+        let tar_len = tar.len() as u64;
         let blob: Arc<[u8]> = match compression {
             Compression::None => tar.into(),
             Compression::Gzip => Codec::Gzip.compress(&tar, Effort::Default).into(),
         };
         Self {
             diff_id,
+            tar_len,
             compression,
             digest: Digest::of(&blob),
             blob,
         }
     }
 
+    /// Reads a layer blob from outside, plain or gzip, inflating at most `limit` bytes;
+    /// returns the layer and its tar.
+    pub fn from_blob(blob: Vec<u8>, limit: u64) -> Result<(Self, Vec<u8>), LayerReadError> {
+        let (compression, tar) = match Codec::sniff(&blob) {
+            None => (Compression::None, blob.clone()),
+            Some(Codec::Gzip) => (Compression::Gzip, Codec::Gzip.decompress(&blob, limit)?),
+            Some(other) => return Err(LayerReadError::Codec(other.name())),
+        };
+        let layer = Self {
+            diff_id: Digest::of(&tar),
+            tar_len: tar.len() as u64,
+            compression,
+            digest: Digest::of(&blob),
+            blob: blob.into(),
+        };
+        Ok((layer, tar))
+    }
+
     /// The digest of the uncompressed tar, as listed in the config's `rootfs.diff_ids`.
     pub fn diff_id(&self) -> Digest {
         self.diff_id
+    }
+
+    /// Length of the uncompressed tar.
+    pub fn tar_len(&self) -> u64 {
+        self.tar_len
     }
 
     /// The bytes that are shipped (compressed or not).

@@ -16,6 +16,8 @@
 //!   insist on it.
 //!
 //! Names that do not fit a header use the ustar prefix field, then a PAX extended header.
+//!
+//! Reading ([`read`]) goes through the tar crate's reader, which knows every dialect.
 
 use super::entry::{Entry, EntryKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +37,58 @@ pub enum TarForm {
     /// ustar as Go's archive/tar writes it: directory entries for every parent, every
     /// field filled, the 1024-byte end marker.
     Conventional,
+}
+
+/// A layer or archive that cannot be read as a tar.
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable tar: {0}")]
+pub struct TarReadError(String);
+
+/// The entries of a tar, in archive order: files with their contents, directories,
+/// links. Owners, modes and times that a header leaves empty read as 0, as Go reads
+/// them; device nodes and FIFOs are skipped; paths are normalised (`./a` → `a`).
+pub fn read(tar: &[u8]) -> Result<Vec<Entry>, TarReadError> {
+    use std::io::Read as _;
+    let error = |e: std::io::Error| TarReadError(e.to_string());
+    let mut archive = reader(tar);
+    let mut entries = Vec::new();
+    for member in archive.entries().map_err(error)? {
+        let mut member = member.map_err(error)?;
+        let path = String::from_utf8_lossy(&member.path_bytes()).into_owned();
+        let link = member
+            .link_name_bytes()
+            .map(|link| String::from_utf8_lossy(&link).into_owned())
+            .unwrap_or_default();
+        let header = member.header();
+        let mode = header.mode().unwrap_or(0);
+        let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let kind = header.entry_type();
+        let entry = match kind {
+            ::tar::EntryType::Regular | ::tar::EntryType::Continuous => {
+                let mut data = Vec::with_capacity(member.size() as usize);
+                member.read_to_end(&mut data).map_err(error)?;
+                Entry::file(&path, mode, data)
+            }
+            ::tar::EntryType::Directory => Entry::dir(&path, mode),
+            ::tar::EntryType::Symlink => Entry::symlink(&path, &link),
+            ::tar::EntryType::Link => Entry::hardlink(&path, &link),
+            _ => continue,
+        };
+        let Ok(mut entry) = entry else {
+            continue; // the root directory, or a path that escapes: nothing an engine unpacks
+        };
+        (entry.mode, entry.uid, entry.gid) = (mode, uid as u32, gid as u32);
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The tar crate's reader over `tar`, padded as the crate needs: it skips each member's
+/// padding, which the minimal forms leave off the last one, and wants an end marker.
+pub fn reader(tar: &[u8]) -> ::tar::Archive<impl std::io::Read + '_> {
+    use std::io::Read as _;
+    let padding = (tar.len().next_multiple_of(BLOCK) - tar.len() + 2 * BLOCK) as u64;
+    ::tar::Archive::new(tar.chain(std::io::repeat(0).take(padding)))
 }
 
 impl TarForm {
@@ -248,10 +302,13 @@ impl Fields<'_> {
         let (prefix, name) = split_ustar_name(self.name).unwrap_or(("", truncate(self.name, NAME.1)));
         put_str(&mut block, NAME, name);
         put_str(&mut block, LINKNAME, truncate(self.link, LINKNAME.1));
-        put_octal(&mut block, MODE, self.mode, form);
+        // The bare form empties zero owners and times only: readers that refuse an empty
+        // field (Rust's tar crate) still find every entry's size.
+        let sized = if form == TarForm::Bare { TarForm::Minimal } else { form };
+        put_octal(&mut block, MODE, self.mode, sized);
         put_octal(&mut block, UID, self.uid, form);
         put_octal(&mut block, GID, self.gid, form);
-        put_octal(&mut block, SIZE, self.size, form);
+        put_octal(&mut block, SIZE, self.size, sized);
         put_octal(&mut block, MTIME, self.mtime, form);
         block[TYPEFLAG] = self.typeflag;
         if ustar || form == TarForm::Conventional || !prefix.is_empty() {
@@ -336,6 +393,20 @@ mod tests {
 
     fn file(path: &str, data: &[u8]) -> Entry {
         Entry::file(path, 0o755, data.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn every_form_reads_back() {
+        let entries = [file("a/t", b"hello"), Entry::symlink("l", "/a/t").unwrap()];
+        for form in [TarForm::Minimal, TarForm::Bare, TarForm::Conventional] {
+            let read = read(&archive(&entries, form, 0).unwrap()).unwrap();
+            let files: Vec<_> = read.iter().filter(|e| !matches!(e.kind, EntryKind::Dir)).collect();
+            assert_eq!(files.len(), 2, "{form:?}");
+            assert_eq!(files[0].path, "a/t");
+            assert_eq!(files[0].mode, 0o755);
+            assert!(matches!(&files[0].kind, EntryKind::File(data) if &data[..] == b"hello"));
+            assert!(matches!(&files[1].kind, EntryKind::Symlink(target) if target == "/a/t"));
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 mod atomic;
 mod docker_archive;
-pub mod engine;
 pub mod golf;
 mod oci_layout;
 

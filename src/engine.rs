@@ -1,7 +1,8 @@
-//! Loading an image into a local engine, with no file left behind.
+//! Local engines: loading an image into one (no file left behind), and exporting one's
+//! image as a docker-archive for [`crate::read`].
 //!
 //! Docker is reached through its Engine API (`DOCKER_HOST`, else the default socket);
-//! podman through its own `podman load`, which needs no service running.
+//! podman through its own `podman load` / `podman save`, which need no service running.
 
 use crate::image::Reference;
 use futures_util::StreamExt as _;
@@ -61,7 +62,8 @@ pub fn load(engine: Engine, archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<
     }
 }
 
-fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, EngineError> {
+/// Runs `work` against the Docker engine on a one-thread runtime.
+fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineError>) -> Result<T, EngineError> {
     let fail = |message: String| EngineError::new(Engine::Docker, message);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,6 +81,13 @@ fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, Engi
             .negotiate_version()
             .await
             .map_err(unreachable)?;
+        work(docker).await
+    })
+}
+
+fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, EngineError> {
+    let fail = |message: String| EngineError::new(Engine::Docker, message);
+    with_docker(async |docker| {
         let options = bollard::query_parameters::ImportImageOptions {
             quiet: true,
             platform: None,
@@ -101,6 +110,34 @@ fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, Engi
         }
         Ok(loaded)
     })
+}
+
+/// `docker save REFERENCE`: the engine's image as a docker-archive.
+pub fn save(engine: Engine, reference: &str) -> Result<Vec<u8>, EngineError> {
+    match engine {
+        Engine::Docker => with_docker(async |docker| {
+            let mut archive = Vec::new();
+            let mut chunks = docker.export_image(reference);
+            while let Some(chunk) = chunks.next().await {
+                let chunk =
+                    chunk.map_err(|e| EngineError::new(Engine::Docker, format!("cannot save {reference}: {e}")))?;
+                archive.extend_from_slice(&chunk);
+            }
+            Ok(archive)
+        }),
+        Engine::Podman => {
+            let fail = |message: String| EngineError::new(Engine::Podman, message);
+            let dir = tempfile::tempdir().map_err(|e| fail(format!("cannot make a temporary directory: {e}")))?;
+            let path = dir.path().join("image.tar");
+            let path_text = path.to_string_lossy();
+            run_podman(
+                &["save", "--format", "docker-archive", "-o", &path_text, reference],
+                None,
+            )
+            .map_err(fail)?;
+            std::fs::read(&path).map_err(|e| fail(format!("cannot read what podman saved: {e}")))
+        }
+    }
 }
 
 /// podman names what it loads itself (a short `RepoTags` name becomes `localhost/NAME`),

@@ -1,0 +1,377 @@
+//! Reading images from outside: archive files (docker-archive, OCI archive, either one
+//! whole-file compressed), OCI layout directories, and the images of local engines (as
+//! `docker save` / `podman save` export them).
+//!
+//! Produces [`image::Image`] values that keep the exact bytes they were read from. Every
+//! digest is verified: blobs named by digest, and each layer against the config's
+//! `rootfs.diff_ids`. Owns these formats' parsing; writes nothing.
+
+use crate::compress::Codec;
+use crate::digest::Digest;
+use crate::engine::{self, Engine};
+use crate::image::{Blob, Image, ImageReadError};
+use crate::layer::{Entry, Layer, LayerReadError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The most bytes one archive, or one layer, may inflate to.
+const INFLATE_LIMIT: u64 = 64 << 30;
+
+/// Where an image is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An archive file or an OCI layout directory.
+    Path(PathBuf),
+    /// An image in the local Docker engine: `docker:REF`.
+    Docker(String),
+    /// An image in podman's store: `podman:REF`.
+    Podman(String),
+    /// An image in a registry: `registry:REF`.
+    Registry(String),
+}
+
+impl std::str::FromStr for Target {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.split_once(':') {
+            Some(("docker", reference)) => Target::Docker(reference.to_owned()),
+            Some(("podman", reference)) => Target::Podman(reference.to_owned()),
+            Some(("registry", reference)) => Target::Registry(reference.to_owned()),
+            _ => Target::Path(PathBuf::from(text)),
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Path(path) => write!(f, "{}", path.display()),
+            Target::Docker(reference) => write!(f, "docker:{reference}"),
+            Target::Podman(reference) => write!(f, "podman:{reference}"),
+            Target::Registry(reference) => write!(f, "registry:{reference}"),
+        }
+    }
+}
+
+/// How the images were stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A docker-archive (`manifest.json`).
+    DockerArchive,
+    /// An OCI image layout (`index.json`), as a directory or a tar.
+    Oci,
+}
+
+/// The container the images came in.
+#[derive(Clone, Debug)]
+pub struct Container {
+    /// Which format.
+    pub layout: Layout,
+    /// Bytes of the file (or the sum of the directory's files).
+    pub bytes: u64,
+    /// Whole-file compression, if any.
+    pub codec: Option<Codec>,
+    /// The uncompressed archive (none for a directory).
+    pub tar: Option<Vec<u8>>,
+}
+
+/// One image as it was stored.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The image: exact config bytes and layer blobs.
+    pub image: Image,
+    /// The manifest as stored (OCI layouts); docker-archives have none.
+    pub manifest: Option<Blob>,
+    /// Names given to it (`RepoTags`, `org.opencontainers.image.ref.name`).
+    pub tags: Vec<String>,
+    /// Each layer's entries, bottom first.
+    pub entries: Vec<Vec<Entry>>,
+}
+
+/// Images read from one target.
+#[derive(Clone, Debug)]
+pub struct Read {
+    /// What was read.
+    pub container: Container,
+    /// The images in it (one per platform for multi-platform OCI).
+    pub images: Vec<Stored>,
+}
+
+/// A target that cannot be read, naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {target}: {reason}")]
+pub struct ReadError {
+    target: String,
+    reason: String,
+}
+
+impl ReadError {
+    fn new(target: impl fmt::Display, reason: impl fmt::Display) -> Self {
+        Self {
+            target: target.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// What can go wrong inside a container, before the target's name is added.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tar(#[from] crate::layer::tar::TarReadError),
+    #[error("{0}")]
+    Layer(#[from] LayerReadError),
+    #[error("{0}")]
+    Image(#[from] ImageReadError),
+    #[error("{0} is not valid JSON here: {1}")]
+    Json(&'static str, serde_json::Error),
+    #[error("{0} is missing")]
+    Missing(String),
+    #[error("{path} holds {actual}, not the {expected} its name or descriptor says")]
+    Digest {
+        path: String,
+        expected: String,
+        actual: Digest,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reads every image in `target`.
+pub fn read(target: &Target) -> Result<Read, ReadError> {
+    let fail = |problem: Problem| ReadError::new(target, problem);
+    match target {
+        Target::Path(path) if path.is_dir() => read_dir(path).map_err(fail),
+        Target::Path(path) => {
+            let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
+            read_archive(bytes).map_err(fail)
+        }
+        Target::Docker(reference) => {
+            let bytes = engine::save(Engine::Docker, reference).map_err(|e| fail(Problem::Other(e.to_string())))?;
+            read_archive(bytes).map_err(fail)
+        }
+        Target::Podman(reference) => {
+            let bytes = engine::save(Engine::Podman, reference).map_err(|e| fail(Problem::Other(e.to_string())))?;
+            read_archive(bytes).map_err(fail)
+        }
+        Target::Registry(reference) => Err(ReadError::new(
+            target,
+            format!(
+                "speck has no registry client yet; fetch it first: skopeo copy docker://{reference} docker-archive:image.tar, then read image.tar"
+            ),
+        )),
+    }
+}
+
+/// Files of a container by path.
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn read_archive(bytes: Vec<u8>) -> Result<Read, Problem> {
+    let file_bytes = bytes.len() as u64;
+    let codec = Codec::sniff(&bytes);
+    let tar = match codec {
+        Some(codec) => codec.decompress(&bytes, INFLATE_LIMIT)?,
+        None => bytes,
+    };
+    let mut files = Files::new();
+    for entry in crate::layer::tar::read(&tar)? {
+        if let crate::layer::EntryKind::File(data) = entry.kind {
+            files.insert(entry.path, data.to_vec());
+        }
+    }
+    let (layout, images) = read_files(&files)?;
+    Ok(Read {
+        container: Container {
+            layout,
+            bytes: file_bytes,
+            codec,
+            tar: Some(tar),
+        },
+        images,
+    })
+}
+
+fn read_dir(dir: &Path) -> Result<Read, Problem> {
+    let mut files = Files::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).expect("inside the directory");
+                files.insert(relative.to_string_lossy().into_owned(), std::fs::read(&path)?);
+            }
+        }
+    }
+    let bytes = files.values().map(|data| data.len() as u64).sum();
+    let (layout, images) = read_files(&files)?;
+    Ok(Read {
+        container: Container {
+            layout,
+            bytes,
+            codec: None,
+            tar: None,
+        },
+        images,
+    })
+}
+
+/// A docker-archive when `manifest.json` is there (as `docker load` reads a Docker 25+
+/// save), otherwise an OCI layout.
+fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>), Problem> {
+    if files.contains_key("manifest.json") {
+        Ok((Layout::DockerArchive, docker_archive(files)?))
+    } else if files.contains_key("index.json") {
+        Ok((Layout::Oci, oci_layout(files)?))
+    } else {
+        Err(Problem::Other(
+            "neither manifest.json (a docker-archive) nor index.json (an OCI layout) is in it".into(),
+        ))
+    }
+}
+
+fn file<'a>(files: &'a Files, path: &str) -> Result<&'a [u8], Problem> {
+    let path = crate::layer::image_path(path).map_err(|e| Problem::Other(e.to_string()))?;
+    files.get(&path).map(Vec::as_slice).ok_or(Problem::Missing(path))
+}
+
+/// Checks a blob against the digest its path or descriptor names, when it names one.
+fn verified(path: &str, bytes: &[u8], expected: Option<&str>) -> Result<(), Problem> {
+    let named = expected.map(str::to_owned).or_else(|| {
+        let leaf = path
+            .rsplit('/')
+            .next()?
+            .trim_end_matches(".json")
+            .trim_end_matches(".tar");
+        (leaf.len() == 64 && leaf.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{leaf}"))
+    });
+    let actual = Digest::of(bytes);
+    match named {
+        Some(expected) if expected != actual.to_string() => Err(Problem::Digest {
+            path: path.to_owned(),
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn image(
+    files: &Files,
+    config_path: &str,
+    config_digest: Option<&str>,
+    layers: &[(String, Option<String>)],
+) -> Result<Stored, Problem> {
+    let config = file(files, config_path)?;
+    verified(config_path, config, config_digest)?;
+    let mut read_layers = Vec::new();
+    let mut entries = Vec::new();
+    for (path, digest) in layers {
+        let blob = file(files, path)?;
+        verified(path, blob, digest.as_deref())?;
+        let (layer, tar) = Layer::from_blob(blob.to_vec(), INFLATE_LIMIT)?;
+        entries.push(crate::layer::tar::read(&tar)?);
+        read_layers.push(layer);
+    }
+    Ok(Stored {
+        image: Image::from_config_blob(Blob::new(config.to_vec()), read_layers)?,
+        manifest: None,
+        tags: Vec::new(),
+        entries,
+    })
+}
+
+fn docker_archive(files: &Files) -> Result<Vec<Stored>, Problem> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+        layers: Vec<String>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_slice(file(files, "manifest.json")?).map_err(|e| Problem::Json("manifest.json", e))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let layers: Vec<(String, Option<String>)> = entry.layers.into_iter().map(|path| (path, None)).collect();
+            let mut stored = image(files, &entry.config, None, &layers)?;
+            stored.tags = entry.repo_tags.unwrap_or_default();
+            Ok(stored)
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+fn blob_path(digest: &str) -> Result<String, Problem> {
+    match digest.split_once(':') {
+        Some((algorithm, hex)) if !hex.contains('/') => Ok(format!("blobs/{algorithm}/{hex}")),
+        _ => Err(Problem::Other(format!("{digest:?} is not a digest"))),
+    }
+}
+
+fn oci_layout(files: &Files) -> Result<Vec<Stored>, Problem> {
+    #[derive(Deserialize)]
+    struct Index {
+        manifests: Vec<Descriptor>,
+    }
+    #[derive(Deserialize)]
+    struct Manifest {
+        config: Descriptor,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+    }
+    let index: Index =
+        serde_json::from_slice(file(files, "index.json")?).map_err(|e| Problem::Json("index.json", e))?;
+    let mut pending: Vec<Descriptor> = index.manifests;
+    let mut images = Vec::new();
+    while let Some(descriptor) = pending.pop() {
+        let path = blob_path(&descriptor.digest)?;
+        let bytes = file(files, &path)?;
+        verified(&path, bytes, Some(&descriptor.digest))?;
+        if descriptor.media_type.contains("index") || descriptor.media_type.contains("manifest.list") {
+            let nested: Index = serde_json::from_slice(bytes).map_err(|e| Problem::Json("an image index", e))?;
+            pending.extend(nested.manifests);
+            continue;
+        }
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Problem::Json("a manifest", e))?;
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|layer| Ok((blob_path(&layer.digest)?, Some(layer.digest.clone()))))
+            .collect::<Result<Vec<_>, Problem>>()?;
+        let mut stored = image(
+            files,
+            &blob_path(&manifest.config.digest)?,
+            Some(&manifest.config.digest),
+            &layers,
+        )?;
+        stored.manifest = Some(Blob::new(bytes.to_vec()));
+        stored.tags = descriptor
+            .annotations
+            .get("org.opencontainers.image.ref.name")
+            .cloned()
+            .into_iter()
+            .collect();
+        images.push(stored);
+    }
+    images.reverse();
+    Ok(images)
+}
