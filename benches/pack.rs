@@ -3,7 +3,9 @@
 //! 1. Program sizes: each generated program on each architecture, against the smallest
 //!    sizes known for such programs (the goals) and against the programs people use
 //!    today (the seeds' records, Docker's hello-world, tini, the Kubernetes pause).
-//! 2. Packing: time and bytes to turn a static binary into a docker-archive, speck
+//! 2. Archive sizes: hello, pause and a packed ~1 MB static binary, at each golf level
+//!    and whole-file compression, against `docker save | gzip -9` of the same image.
+//! 3. Packing: time and bytes to turn a static binary into a docker-archive, speck
 //!    against `docker build` (FROM scratch, COPY, ENTRYPOINT; the legacy builder)
 //!    followed by `docker save`, in the same run. Goal: at least 100x faster, smaller.
 
@@ -21,6 +23,8 @@ fn main() {
     let program = static_program(dir.path());
     let program_len = std::fs::metadata(&program).unwrap().len();
     let speck = PathBuf::from(env!("CARGO_BIN_EXE_speck"));
+    print_archive_sizes(&speck, dir.path());
+    println!();
 
     let speck_out = dir.path().join("speck.tar");
     let speck_time = median(SPECK_RUNS, || {
@@ -141,6 +145,123 @@ fn print_program_sizes() {
             );
         }
     }
+}
+
+/// Golf levels and compressions, as `speck` arguments.
+const LEVELS: [(&str, &[&str]); 3] = [
+    ("conventional", &["--tar", "conventional"]),
+    ("--golf (portable)", &["--golf"]),
+    ("--golf=docker", &["--golf=docker"]),
+];
+const COMPRESSIONS: [&str; 6] = ["none", "gzip", "xz", "bzip2", "zstd", "best"];
+
+fn print_archive_sizes(speck: &Path, dir: &Path) {
+    let big = big_static_program(dir);
+    let big_len = std::fs::metadata(&big).unwrap().len();
+    let big_path = big.display().to_string();
+    let images: [(String, Vec<&str>); 3] = [
+        (
+            "hello (23-byte message)".into(),
+            vec!["hello", "Hi IDBS Engineering! RE"],
+        ),
+        ("pause".into(), vec!["pause"]),
+        (
+            format!("packed static binary ({big_len} bytes)"),
+            vec!["pack", &big_path],
+        ),
+    ];
+    println!("Archive sizes (bytes of the docker-archive file, linux/amd64)");
+    println!();
+    println!(
+        "| image | level | {} | docker save \\| gzip -9 | docker's / speck's best |",
+        COMPRESSIONS.join(" | ")
+    );
+    println!("|---|---|{}---:|---:|", "---:|".repeat(COMPRESSIONS.len()));
+    for (name, args) in &images {
+        let docker = docker_save_gzip(speck, dir, args);
+        for (level, level_args) in LEVELS {
+            let sizes: Vec<u64> = COMPRESSIONS
+                .iter()
+                .map(|compress| {
+                    let out = dir.join("archive.tar");
+                    run(Command::new(speck)
+                        .args(args)
+                        .args(level_args)
+                        .args(["--compress", compress, "-o"])
+                        .arg(&out));
+                    std::fs::metadata(&out).unwrap().len()
+                })
+                .collect();
+            let best = *sizes.last().unwrap();
+            let (docker_cell, ratio) = match docker {
+                Some(bytes) => (bytes.to_string(), format!("{:.1}x", bytes as f64 / best as f64)),
+                None => ("docker not available".into(), String::new()),
+            };
+            let cells: Vec<String> = sizes.iter().map(u64::to_string).collect();
+            println!("| {name} | {level} | {} | {docker_cell} | {ratio} |", cells.join(" | "));
+        }
+    }
+}
+
+/// `docker save IMAGE | gzip -9 | wc -c` for speck's image made by `args`, loaded into docker.
+fn docker_save_gzip(speck: &Path, dir: &Path, args: &[&str]) -> Option<u64> {
+    let tag = "speck-bench-save:1";
+    let loaded = Command::new(speck)
+        .args(args)
+        .args(["-t", tag, "--load", "docker"])
+        .output()
+        .ok()?;
+    if !loaded.status.success() {
+        return None;
+    }
+    let saved = dir.join("saved.tar.gz");
+    let piped = Command::new("bash")
+        .arg("-c")
+        .arg(format!("docker save {tag} | gzip -9 > {}", saved.display()))
+        .status()
+        .ok()?;
+    let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+    piped.success().then(|| std::fs::metadata(&saved).unwrap().len())
+}
+
+/// A static program of about 1 MB: C code that pulls regex, iconv, locales, wide stdio
+/// and libm out of glibc, `gcc -static -Os -s`.
+fn big_static_program(dir: &Path) -> PathBuf {
+    let src = dir.join("big.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <regex.h>
+#include <iconv.h>
+#include <time.h>
+#include <math.h>
+#include <locale.h>
+#include <wchar.h>
+int main(int argc, char **argv) {
+    regex_t re;
+    regcomp(&re, argc > 5 ? argv[1] : "h.*o", REG_EXTENDED);
+    if (argc > 5) {
+        char text[64];
+        time_t t = 0;
+        iconv_open("UTF-8", argv[2]);
+        setlocale(LC_ALL, "");
+        strftime(text, sizeof text, "%c", localtime(&t));
+        wprintf(L"%ls", L"x");
+        printf("%s %f\n", text, sin(argc));
+    }
+    puts(regexec(&re, "hello", 0, 0, 0) == 0 ? "hello" : "no");
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.join("big");
+    run(Command::new("gcc")
+        .args(["-static", "-Os", "-s", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-lm"));
+    exe
 }
 
 /// A static C program, as users ship: `gcc -static -Os -s`.

@@ -1,7 +1,8 @@
 //! Layers: entries in, immutable byte-exact blobs out.
 //!
-//! Owns the tar encoding ([`tar`]) and layer compression. Knows nothing of image configs,
-//! manifests or where a layer is written: [`crate::image`] and [`crate::write`] do that.
+//! Owns the tar encoding ([`tar`]) and which layer compression a blob has (the codecs
+//! themselves are [`crate::compress`]'s). Knows nothing of image configs, manifests or
+//! where a layer is written: [`crate::image`] and [`crate::write`] do that.
 
 mod entry;
 pub mod tar;

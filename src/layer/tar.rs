@@ -1,8 +1,8 @@
 //! Tar bytes, chosen one by one.
 //!
 //! The tar crate's `Builder` always appends the 1024-byte end marker and fills every header
-//! field, so speck writes the 512-byte blocks itself; that is the only reason this module
-//! exists. It owns header encoding and member order, and knows nothing about images.
+//! field, so speck writes the 512-byte blocks itself, and reads through the tar crate. It
+//! owns header encoding and member order, and knows nothing about images.
 //!
 //! Two forms, both read back by docker, podman, skopeo, umoci and containerd:
 //! - [`TarForm::Minimal`]: V7 headers with numbers in their shortest octal form and
