@@ -113,6 +113,36 @@ fn size_figures_equal_what_docker_podman_ctr_and_wc_report() {
     }
 }
 
+/// The pull figure: what the distribution registry serves for the image once pushed
+/// (manifest + config + layers, sizes from the manifest it returns).
+#[test]
+fn pull_figure_equals_what_the_registry_serves() {
+    if !(engine("skopeo") && engine("registry")) {
+        return;
+    }
+    let dir = workdir();
+    let archive = build(dir.path(), "oci.tar", &["hello", "pulled\n", "--format", "oci-archive"]);
+    let row = &sizes(&archive)[0];
+    let repository = format!("127.0.0.1:5000/{}", unique("speck-size"));
+    ok(sh(&format!(
+        "skopeo copy -q --dest-tls-verify=false oci-archive:{archive} docker://{repository}:1"
+    )));
+    let (host, name) = repository.split_once('/').unwrap();
+    let manifest = ok(sh(&format!(
+        "curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://{host}/v2/{name}/manifests/1"
+    )));
+    let parsed: Value = serde_json::from_str(&manifest).unwrap();
+    let served = manifest.len() as u64
+        + parsed["config"]["size"].as_u64().unwrap()
+        + parsed["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["size"].as_u64().unwrap())
+            .sum::<u64>();
+    assert_eq!(figure(row, "pull"), served, "{manifest}");
+}
+
 #[test]
 fn archive_figures_match_what_speck_writes_with_each_compression() {
     let dir = workdir();

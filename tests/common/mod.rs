@@ -60,6 +60,7 @@ pub fn engine(engine: &str) -> bool {
         "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
         "qemu-aarch64" => "qemu-aarch64 --version",
+        "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
         other => panic!("unknown engine {other}"),
     };
     let out = output(&mut sh(&format!("{probe} >/dev/null 2>&1")));
