@@ -245,3 +245,37 @@ fn registry_targets_say_how_to_fetch_them_until_speck_can() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("skopeo copy docker://127.0.0.1:5000/app:1"), "{stderr}");
 }
+
+#[test]
+fn inspect_says_when_a_dynamic_program_lacks_its_interpreter() {
+    use speck::image::{Config, ImageSpec, Platform};
+    use speck::layer::{Compression, Entry, Layer, LayerOptions, TarForm};
+    let program = std::fs::read("/bin/ls").expect("/bin/ls, a dynamic program");
+    let options = LayerOptions {
+        form: TarForm::Minimal,
+        mtime: 0,
+        compression: Compression::None,
+    };
+    let layer = Layer::build(&[Entry::file("ls", 0o755, program).unwrap()], &options).unwrap();
+    let image = ImageSpec {
+        platform: Platform::linux("amd64"),
+        config: Config::default(),
+        layers: vec![layer],
+        created: 0,
+        created_by: "test".into(),
+        annotations: Default::default(),
+    }
+    .build();
+    let dir = workdir();
+    let path = dir.path().join("ls.tar");
+    let options = speck::write::WriteOptions {
+        tags: vec!["ls:1".parse().unwrap()],
+        ..Default::default()
+    };
+    std::fs::write(&path, speck::write::archive(&image.into(), &options).bytes).unwrap();
+    let text = ok(speck().arg("inspect").arg(&path));
+    assert!(
+        text.contains("dynamic, interpreter /lib64/ld-linux-x86-64.so.2 (MISSING from the image)"),
+        "{text}"
+    );
+}
