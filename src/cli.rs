@@ -254,7 +254,8 @@ struct OutputArgs {
     #[arg(long, value_enum, default_value_t, value_name = "CODEC")]
     compress: Compress,
     /// Print the archive as one base64 line on stdout, and on stderr the command that
-    /// loads it (`base64 -d | docker load`), instead of writing a file.
+    /// loads and runs it (`base64 -d | docker load`; podman for an oci-archive), instead
+    /// of writing a file.
     #[arg(long, conflicts_with = "output")]
     base64: bool,
     /// Time stamped on every file and on the config, in seconds since 1970-01-01 UTC.
@@ -745,22 +746,22 @@ fn print_base64(
     writeln!(stdout, "{line}").context("cannot write to stdout")?;
     stdout.flush().context("cannot write to stdout")?;
     report_compression(archive.codec.is_some().then_some(archive));
-    let load = match format {
-        Format::OciArchive => "podman load",
-        _ => "docker load",
+    // docker 20.10 cannot load an OCI archive; podman can, under the full name.
+    let (engine, run) = match format {
+        Format::OciArchive => ("podman", tags.first().map(Reference::full_tagged)),
+        _ => ("docker", tags.first().map(Reference::familiar_tagged)),
     };
-    let run = tags
-        .first()
-        .map_or_else(|| id.hex()[..12].to_owned(), Reference::familiar_tagged);
+    let run = run.unwrap_or_else(|| id.hex()[..12].to_owned());
+    let load = format!("{engine} load");
     eprintln!(
         "speck: {} bytes as {} base64 characters; load and run it with:",
         archive.bytes.len(),
         line.len()
     );
     if line.len() <= 8192 {
-        eprintln!("  echo {line} | base64 -d | {load} && docker run --rm {run}");
+        eprintln!("  echo {line} | base64 -d | {load} && {engine} run --rm {run}");
     } else {
-        eprintln!("  ... | base64 -d | {load} && docker run --rm {run}");
+        eprintln!("  ... | base64 -d | {load} && {engine} run --rm {run}");
     }
     Ok(())
 }

@@ -50,16 +50,6 @@ impl Codec {
         }
     }
 
-    /// The usual file-name suffix.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Codec::Gzip => ".gz",
-            Codec::Xz => ".xz",
-            Codec::Bzip2 => ".bz2",
-            Codec::Zstd => ".zst",
-        }
-    }
-
     /// Tools known not to read a whole docker-archive compressed with this codec, and why.
     pub fn archive_breaks(self) -> &'static [&'static str] {
         match self {
@@ -168,7 +158,10 @@ fn xz(data: &[u8], effort: Effort) -> Vec<u8> {
             }
         }
     }
-    smallest(candidates)
+    candidates
+        .into_iter()
+        .min_by_key(Vec::len)
+        .expect("at least one candidate")
 }
 
 fn bzip2(data: &[u8]) -> Vec<u8> {
@@ -190,14 +183,6 @@ fn zstd(data: &[u8], effort: Effort) -> Vec<u8> {
         .expect("a valid parameter");
     encoder.write_all(data).expect("writing to memory cannot fail");
     encoder.finish().expect("writing to memory cannot fail")
-}
-
-/// The shortest of `candidates` (the first among equals).
-pub fn smallest(candidates: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
-    candidates
-        .into_iter()
-        .min_by_key(Vec::len)
-        .expect("at least one candidate")
 }
 
 #[cfg(test)]

@@ -68,11 +68,8 @@ fn v7_member(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
 /// the smallest kept.
 fn hand_minimised_reference(dir: &Path, name: &str, program: &[u8]) -> PathBuf {
     let layer = v7_member(name, 0o755, program);
-    let diff_id = ok(sh(&format!("sha256sum {}", write_file(dir, "l", &layer).display())));
-    let config = format!(
-        r#"{{"config":{{"Cmd":["/{name}"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
-        &diff_id[..64]
-    );
+    let diff_id = speck::digest::Digest::of(&layer);
+    let config = format!(r#"{{"config":{{"Cmd":["/{name}"]}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
     let mut archive = Vec::new();
     for (member, data) in [
         ("manifest.json", &br#"[{"Config":"c","Layers":["l"]}]"#[..]),
@@ -280,24 +277,32 @@ fn whole_archive_codecs_load_where_speck_says_they_do() {
     }
 }
 
+/// Runs `speck ARGS --base64`; returns the base64 line and the load-and-run one-liner
+/// printed for `engine`.
+fn base64_and_one_liner(args: &[&str], engine: &str) -> (String, String) {
+    let out = output(speck().args(args).arg("--base64"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let one_liner = stderr
+        .lines()
+        .find(|line| line.contains(&format!("| base64 -d | {engine} load && {engine} run --rm")))
+        .unwrap_or_else(|| panic!("no {engine} one-liner in {stderr}"))
+        .trim()
+        .to_owned();
+    assert!(one_liner.contains(stdout.trim()), "the one-liner carries the line");
+    (stdout, one_liner)
+}
+
 #[test]
 fn base64_one_liner_loads_and_runs_as_printed() {
     if !engine("docker") {
         return;
     }
     let message = "pasted\n";
-    let out = output(speck().args(["hello", message, "--golf=docker", "--compress", "best", "--base64"]));
-    assert!(out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let one_liner = stderr
-        .lines()
-        .find(|line| line.contains("| base64 -d | docker load"))
-        .unwrap_or_else(|| panic!("no one-liner in {stderr}"))
-        .trim();
-    assert!(one_liner.contains(stdout.trim()), "the one-liner carries the line");
-    let ran = ok(sh(one_liner));
+    let (_, one_liner) = base64_and_one_liner(&["hello", message, "--golf=docker", "--compress", "best"], "docker");
+    let ran = ok(sh(&one_liner));
     assert!(ran.ends_with(message), "{ran:?}");
     let id = loaded_id(&ran);
     let _cleanup = Cleanup(vec![format!("docker rmi -f {id}")]);
@@ -308,4 +313,16 @@ fn base64_one_liner_loads_and_runs_as_printed() {
         env!("CARGO_BIN_EXE_speck")
     ));
     assert!(ok(piped).contains("sha256:"));
+}
+
+#[test]
+fn base64_one_liner_of_an_oci_archive_runs_in_podman() {
+    if !engine("podman") {
+        return;
+    }
+    let tag = format!("{}:b", unique("speck-b64"));
+    let _cleanup = Cleanup(vec![format!("podman rmi -f docker.io/library/{tag}")]);
+    let args = ["hello", "pasted into podman\n", "--format", "oci-archive", "-t", &tag];
+    let (_, one_liner) = base64_and_one_liner(&args, "podman");
+    assert!(ok(sh(&one_liner)).ends_with("pasted into podman\n"));
 }

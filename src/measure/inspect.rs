@@ -191,13 +191,14 @@ fn breakdown(tar: &[u8], read: &Read) -> Breakdown {
             if crate::compress::Codec::sniff(data).is_some() {
                 parts.compressed_layers += data.len() as u64;
             } else {
-                let mut files = 0;
+                let (mut headers, mut files) = (0, 0);
                 for (header, content) in tar_parts(data) {
-                    parts.layer_headers += header;
+                    headers += header;
                     files += content.len() as u64;
                 }
+                parts.layer_headers += headers;
                 parts.layer_files += files;
-                parts.layer_padding += data.len() as u64 - files - tar_parts(data).map(|(h, _)| h).sum::<u64>();
+                parts.layer_padding += data.len() as u64 - headers - files;
             }
         } else {
             parts.json += data.len() as u64;

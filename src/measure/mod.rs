@@ -33,12 +33,12 @@ pub struct Sizes {
     /// Bytes of the file (or directory) as it is.
     pub archive: u64,
     /// The archive's bytes with no whole-file compression and under each codec.
-    pub archive_as: Vec<Compressed>,
+    pub archive_as: Vec<CodecBytes>,
 }
 
 /// The archive under one whole-file compression.
 #[derive(Clone, Debug, Serialize)]
-pub struct Compressed {
+pub struct CodecBytes {
     /// `none`, `gzip`, `xz`, `bzip2` or `zstd`.
     pub codec: &'static str,
     /// Bytes.
@@ -124,15 +124,15 @@ fn stored_manifest(stored: &Stored, layout: Layout) -> Blob {
 }
 
 /// The plain archive, and the archive under each codec at its smallest.
-fn archive_as(read: &Read) -> Vec<Compressed> {
+fn archive_as(read: &Read) -> Vec<CodecBytes> {
     let Some(tar) = &read.container.tar else {
         return Vec::new();
     };
-    std::iter::once(Compressed {
+    std::iter::once(CodecBytes {
         codec: "none",
         bytes: tar.len() as u64,
     })
-    .chain(Codec::ALL.iter().map(|codec| Compressed {
+    .chain(Codec::ALL.iter().map(|codec| CodecBytes {
         codec: codec.name(),
         bytes: codec.compress(tar, Effort::Smallest).len() as u64,
     }))
