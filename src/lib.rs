@@ -8,6 +8,7 @@
 //! 3. [`image`] holds the one image model: platform, config and layers, immutable once built.
 //! 4. [`write`] publishes an image: docker-archive, OCI layout, OCI archive (golfed and
 //!    compressed as asked), or a local engine ([`engine`]).
+//!    [`registry`] pushes images to (and pulls them from) any OCI registry.
 //! 5. [`read`] brings images back from archives, layouts and engines; [`measure`] sizes
 //!    them as every tool counts and says what is inside.
 //!
@@ -49,4 +50,5 @@ pub mod image;
 pub mod layer;
 pub mod measure;
 pub mod read;
+pub mod registry;
 pub mod write;

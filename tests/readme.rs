@@ -36,7 +36,7 @@ fn the_readme_has_examples_to_run() {
 
 #[test]
 fn every_readme_example_runs_and_prints_what_it_says() {
-    if !engine("docker") || !engine("podman") {
+    if !engine("docker") || !engine("podman") || !engine("registry") {
         return;
     }
     let dir = workdir();
@@ -51,6 +51,7 @@ fn every_readme_example_runs_and_prints_what_it_says() {
         "docker rmi -f hello:latest app:1 pause:1 three:1 pause:tiny golfed:1".into(),
         "docker rm -f speck-pause".into(),
         "podman rmi -f localhost/app:2 localhost/pause:golf".into(),
+        "docker images -q localhost:5000/hi | xargs -r docker rmi -f".into(),
     ]);
     for block in examples() {
         let script = format!("set -euo pipefail\nexec 2>&1\n{block}");

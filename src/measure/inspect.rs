@@ -110,6 +110,7 @@ pub fn inspect(target: &str, read: &Read) -> Report {
         format: match container.layout {
             Layout::DockerArchive => "docker-archive",
             Layout::Oci => "oci layout",
+            Layout::Registry => "registry",
         },
         compression: container.codec.map(|codec| codec.name()),
         bytes: container.bytes,

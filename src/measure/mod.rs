@@ -65,7 +65,7 @@ pub fn sizes(target: &str, read: &Read) -> Vec<Sizes> {
                     + config
                     + 2 * manifest.bytes.len() as u64,
                 blobs: manifest.bytes.len() as u64 + config + blob_bytes,
-                pull: image.oci_manifest().bytes.len() as u64 + config + blob_bytes,
+                pull: pulled_manifest(stored, read.container.layout).bytes.len() as u64 + config + blob_bytes,
                 archive: read.container.bytes,
                 archive_as: archive_as.clone(),
             }
@@ -96,7 +96,7 @@ fn file_bytes(entry: &crate::layer::Entry) -> u64 {
 /// Docker schema 2 manifest that podman (and containerd) make when they load it, which
 /// names every layer as gzip, whatever it is, with its size in the archive.
 fn stored_manifest(stored: &Stored, layout: Layout) -> Blob {
-    if let (Some(manifest), Layout::Oci) = (&stored.manifest, layout) {
+    if let (Some(manifest), Layout::Oci | Layout::Registry) = (&stored.manifest, layout) {
         return manifest.clone();
     }
     let config = stored.image.config_blob();
@@ -121,6 +121,14 @@ fn stored_manifest(stored: &Stored, layout: Layout) -> Blob {
         )
         .into_bytes(),
     )
+}
+
+/// The manifest a pull fetches: the registry's own, or the OCI manifest speck pushes.
+fn pulled_manifest(stored: &Stored, layout: Layout) -> Blob {
+    match (&stored.manifest, layout) {
+        (Some(manifest), Layout::Registry) => manifest.clone(),
+        _ => stored.image.oci_manifest(),
+    }
 }
 
 /// The plain archive, and the archive under each codec at its smallest.

@@ -63,6 +63,8 @@ pub enum Layout {
     DockerArchive,
     /// An OCI image layout (`index.json`), as a directory or a tar.
     Oci,
+    /// A registry's manifests and blobs.
+    Registry,
 }
 
 /// The container the images came in.
@@ -70,7 +72,8 @@ pub enum Layout {
 pub struct Container {
     /// Which format.
     pub layout: Layout,
-    /// Bytes of the file (or the sum of the directory's files).
+    /// Bytes of the file (or the sum of the directory's files, or what a registry pull
+    /// downloaded: manifests, config and layers).
     pub bytes: u64,
     /// Whole-file compression, if any.
     pub codec: Option<Codec>,
@@ -83,7 +86,7 @@ pub struct Container {
 pub struct Stored {
     /// The image: exact config bytes and layer blobs.
     pub image: Image,
-    /// The manifest as stored (OCI layouts); docker-archives have none.
+    /// The manifest as stored (OCI layouts, registries); docker-archives have none.
     pub manifest: Option<Blob>,
     /// Names given to it (`RepoTags`, `org.opencontainers.image.ref.name`).
     pub tags: Vec<String>,
@@ -159,13 +162,38 @@ pub fn read(target: &Target) -> Result<Read, ReadError> {
             let bytes = engine::save(Engine::Podman, reference).map_err(|e| fail(Problem::Other(e.to_string())))?;
             read_archive(bytes).map_err(fail)
         }
-        Target::Registry(reference) => Err(ReadError::new(
-            target,
-            format!(
-                "speck has no registry client yet; fetch it first: skopeo copy docker://{reference} docker-archive:image.tar, then read image.tar"
-            ),
-        )),
+        Target::Registry(reference) => read_registry(reference).map_err(fail),
     }
+}
+
+/// Pulls every platform of a registry image, with every digest verified.
+fn read_registry(reference: &str) -> Result<Read, Problem> {
+    use crate::registry::{Options, Repository, pull::Platforms};
+    let reference: crate::image::Reference = reference.parse().map_err(|e| Problem::Other(format!("{e}")))?;
+    let other = |e: crate::registry::RegistryError| Problem::Other(e.to_string());
+    let repository = Repository::connect(&reference, false, &[], &Options::default()).map_err(other)?;
+    let pulled = repository
+        .pull(&reference, &Platforms::All, true, &crate::registry::quiet)
+        .map_err(other)?;
+    let images = pulled
+        .images
+        .into_iter()
+        .map(|pulled| Stored {
+            image: pulled.image,
+            manifest: Some(pulled.manifest),
+            tags: vec![reference.to_string()],
+            entries: pulled.entries,
+        })
+        .collect();
+    Ok(Read {
+        container: Container {
+            layout: Layout::Registry,
+            bytes: repository.traffic().received.load(std::sync::atomic::Ordering::Relaxed),
+            codec: None,
+            tar: None,
+        },
+        images,
+    })
 }
 
 /// Files of a container by path.

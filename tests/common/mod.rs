@@ -137,3 +137,69 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
+
+/// A CNCF distribution registry of the test's own, on a free loopback port, with its
+/// storage in a temporary directory; `extra` is YAML added to its config (e.g. `auth:`).
+/// Stopped when dropped.
+pub struct OwnRegistry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its storage and config.
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl OwnRegistry {
+    pub fn start(extra: &str) -> Self {
+        let dir = workdir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {addr} }}\n{extra}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Self { addr, dir, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&registry.addr).is_ok() {
+                return registry;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "the registry did not come up: {}",
+            std::fs::read_to_string(registry.dir.path().join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// The file holding a blob in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,6 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use registry::RegistryArgs;
 use speck::collect::{PackRequest, Source};
 use speck::engine::{self, Engine};
 use speck::forge::{Arch, exit, hello, http, init, pause};
@@ -13,6 +14,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
+
+mod registry;
 
 /// speck builds the smallest possible container images from scratch, without a daemon.
 #[derive(Parser, Debug)]
@@ -77,6 +80,22 @@ enum Command {
     /// Show an image's config, platform and files, what each ELF program needs, and where
     /// every byte of the archive goes.
     Inspect(InspectArgs),
+    /// Push an image made earlier (archive, OCI layout, engine or registry image) to a
+    /// registry; prints the pushed digest reference on stdout.
+    ///
+    /// Blobs the registry has are skipped, blobs of another repository of the same
+    /// registry are mounted, small blobs go in one request and large ones in chunks that
+    /// resume after a failure; manifests go with their exact bytes, so digests stay those
+    /// computed locally. Uncompressed layers (docker-archives) are gzipped, as docker push
+    /// does; the image ID is unchanged.
+    Push(registry::PushArgs),
+    /// Pull an image from a registry, every digest and size verified as it streams, and
+    /// write it (-o, any --format), load it (--load) or push it elsewhere (--push).
+    /// Nothing is written unless everything verified.
+    Pull(registry::PullArgs),
+    /// Check credentials with a registry and store them as `docker login` does (the
+    /// credential helper the Docker config names, else its auths).
+    Login(registry::LoginArgs),
 }
 
 #[derive(Args, Debug)]
@@ -222,6 +241,13 @@ struct OutputArgs {
     /// Load the image into a local engine (repeatable): no file needed.
     #[arg(long, value_enum, value_name = "ENGINE")]
     load: Vec<Engine>,
+    /// Push the image to a registry ([registry/]repository[:tag]) and print its digest
+    /// reference on stdout, ko-style: `docker run $(speck ... --push REF)`. Several
+    /// platforms go as an OCI index. Layers are gzipped.
+    #[arg(long, value_name = "REFERENCE")]
+    push: Option<Reference>,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Target platforms, os/arch[/variant], comma-separated or repeated, or `all`
     /// (linux/amd64, linux/386, linux/arm64) [default: the host's]. Generated programs
     /// build one image per platform, in an OCI index for OCI outputs; docker-archives and
@@ -235,7 +261,7 @@ struct OutputArgs {
     #[arg(long = "tar", value_enum, default_value_t, value_name = "FORM")]
     tar_form: TarForm,
     /// Layer compression [default: none for docker archives, as docker save writes them;
-    /// gzip for OCI outputs]
+    /// gzip for OCI outputs and pushes]
     #[arg(long, value_enum)]
     compression: Option<Compression>,
     /// Shrink the docker-archive, to a level named for what keeps working: `portable`
@@ -301,6 +327,15 @@ impl OutputArgs {
         platforms
     }
 
+    /// The platforms asked for, or `None` for `all`.
+    fn platforms_or_all(&self) -> Option<Vec<Platform>> {
+        (!self
+            .platforms
+            .iter()
+            .any(|choice| matches!(choice, PlatformChoice::All)))
+        .then(|| self.platforms())
+    }
+
     /// The one platform asked for, if any.
     fn single_platform(&self) -> anyhow::Result<Option<Platform>> {
         match &self.platforms()[..] {
@@ -331,6 +366,7 @@ impl OutputArgs {
 
     fn layer_options(&self) -> LayerOptions {
         let compression = self.compression.unwrap_or(match self.format {
+            _ if self.push.is_some() => Compression::Gzip,
             Format::Oci | Format::OciArchive => Compression::Gzip,
             Format::Docker | Format::DockerOci => Compression::None,
         });
@@ -346,9 +382,9 @@ impl OutputArgs {
     }
 
     fn check_destination(&self) -> anyhow::Result<()> {
-        if self.output.is_none() && self.load.is_empty() && !self.base64 {
+        if self.output.is_none() && self.load.is_empty() && !self.base64 && self.push.is_none() {
             bail!(
-                "say where the image goes: -o PATH (a file, or a directory with --format oci), --base64, or --load docker|podman"
+                "say where the image goes: -o PATH (a file, or a directory with --format oci), --base64, --load docker|podman, or --push REFERENCE"
             );
         }
         if self.golf.is_some() && self.format != Format::Docker {
@@ -416,6 +452,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pack(args) => run_pack(args),
         Command::Size(args) => run_size(args),
         Command::Inspect(args) => run_inspect(args),
+        Command::Push(args) => registry::run_push(args),
+        Command::Pull(args) => registry::run_pull(args),
+        Command::Login(args) => registry::run_login(args),
     }
 }
 
@@ -708,6 +747,9 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
                 println!("Loaded {} into {} (ID {})", loaded.name, engine.name(), loaded.id);
             }
         }
+    }
+    if let Some(destination) = &output.push {
+        registry::push_built(index, destination, &output.registry)?;
     }
     Ok(())
 }

@@ -1,0 +1,341 @@
+//! The registry commands (`push`, `pull`, `login`, and `--push` on every image command):
+//! arguments, credentials from the command line, progress bars and what is printed.
+
+use super::{OutputArgs, emit};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use speck::digest::Digest;
+use speck::image::{Blob, Image, ImageIndex, Platform, Reference};
+use speck::layer::{Compression, Layer};
+use speck::registry::pull::{DOCKER_MANIFEST, Platforms};
+use speck::registry::push::{Pushed, Upload};
+use speck::registry::{Credentials, Event, Options, Repository, Store};
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::Mutex;
+
+/// How to reach a registry: shared by push, pull, login and --push.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Registry")]
+pub struct RegistryArgs {
+    /// Talk plain HTTP to this registry (loopback registries always get it, as in Docker).
+    #[arg(long)]
+    insecure: bool,
+    /// User name; the password comes from stdin (--password-stdin). Without it, the
+    /// credentials Docker and podman stored are used (config.json auths, credHelpers,
+    /// credsStore; podman's auth.json).
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Print no progress or summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> anyhow::Result<Options> {
+        let credentials = match &self.username {
+            Some(username) => Some(Credentials {
+                username: username.clone(),
+                secret: read_password()?,
+            }),
+            None => None,
+        };
+        Ok(Options {
+            insecure: self.insecure,
+            credentials,
+            jobs: self.jobs.into(),
+            ..Options::default()
+        })
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("--password-stdin read an empty password");
+    }
+    Ok(password)
+}
+
+/// `speck push`: an image made earlier, to a registry.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// An archive, an OCI layout, docker:REF, podman:REF or registry:REF.
+    #[arg(value_name = "SOURCE")]
+    source: speck::read::Target,
+    /// Where to push: [registry/]repository[:tag].
+    #[arg(value_name = "REFERENCE")]
+    destination: Reference,
+    /// Print the result as JSON on stdout instead of the digest reference.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// `speck pull`: an image from a registry, to a file, a layout or an engine.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// What to pull: [registry/]repository[:tag][@digest].
+    #[arg(value_name = "REFERENCE")]
+    source: Reference,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// `speck login`: checks credentials with a registry and stores them as docker does.
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The registry host (docker.io when omitted).
+    #[arg(value_name = "REGISTRY", default_value = "docker.io")]
+    registry: String,
+    /// User name.
+    #[arg(short = 'u', long, required = true)]
+    username: String,
+    /// Read the password (or token) from stdin.
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Talk plain HTTP to this registry.
+    #[arg(long)]
+    insecure: bool,
+}
+
+pub fn run_login(args: LoginArgs) -> anyhow::Result<()> {
+    let reference: Reference = format!("{}/speck-login-check", args.registry)
+        .parse()
+        .with_context(|| format!("{:?} is not a registry host", args.registry))?;
+    let credentials = Credentials {
+        username: args.username,
+        secret: read_password()?,
+    };
+    let options = Options {
+        insecure: args.insecure,
+        credentials: Some(credentials.clone()),
+        ..Options::default()
+    };
+    Repository::connect(&reference, false, &[], &options)?.check()?;
+    let place = Store::from_env().put(&reference.registry, &credentials)?;
+    eprintln!("speck: credentials for {} stored in {place}", reference.registry);
+    println!("Login Succeeded");
+    Ok(())
+}
+
+pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
+    let read = speck::read::read(&args.source)?;
+    let images: Vec<(Image, Blob, &'static str)> = read
+        .images
+        .into_iter()
+        .map(|stored| match stored.manifest {
+            Some(manifest) => {
+                let media_type = manifest_media_type(&manifest);
+                (stored.image, manifest, media_type)
+            }
+            None => {
+                let image = for_the_wire(&stored.image);
+                let manifest = image.oci_manifest();
+                (image, manifest, speck::image::media_type::OCI_MANIFEST)
+            }
+        })
+        .collect();
+    if images.is_empty() {
+        bail!("{} holds no image", args.source);
+    }
+    let upload = Upload::of_manifests(
+        images
+            .iter()
+            .map(|(image, manifest, kind)| (image, manifest.clone(), *kind))
+            .collect(),
+    );
+    // From the same registry, blobs are mounted rather than uploaded again.
+    let mount_from = match &args.source {
+        speck::read::Target::Registry(text) => text
+            .parse::<Reference>()
+            .ok()
+            .filter(|source| {
+                source.registry == args.destination.registry && source.repository != args.destination.repository
+            })
+            .map(|source| source.repository),
+        _ => None,
+    };
+    let pushed = push(&upload, &args.destination, mount_from.as_deref(), &args.registry)?;
+    print_pushed(&args.destination, &pushed, args.json)
+}
+
+/// The manifest's media type, from its `mediaType` field (OCI when it has none).
+fn manifest_media_type(manifest: &Blob) -> &'static str {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kind {
+        media_type: Option<String>,
+    }
+    match serde_json::from_slice::<Kind>(&manifest.bytes)
+        .ok()
+        .and_then(|k| k.media_type)
+    {
+        Some(kind) if kind == DOCKER_MANIFEST => DOCKER_MANIFEST,
+        _ => speck::image::media_type::OCI_MANIFEST,
+    }
+}
+
+/// The image with its uncompressed layers gzipped, as `docker push` sends them; the
+/// config, and so the image ID, is unchanged.
+fn for_the_wire(image: &Image) -> Image {
+    if image
+        .layers()
+        .iter()
+        .all(|layer| layer.compression() == Compression::Gzip)
+    {
+        return image.clone();
+    }
+    let layers = image
+        .layers()
+        .iter()
+        .map(|layer| match layer.compression() {
+            Compression::Gzip => layer.clone(),
+            Compression::None => Layer::from_tar(layer.blob().to_vec(), Compression::Gzip),
+        })
+        .collect();
+    Image::from_config_blob(image.config_blob().clone(), layers).expect("gzip keeps every diff_id")
+}
+
+/// Pushes the images `--push` names, after they are written; prints the digest
+/// reference on stdout.
+pub fn push_built(index: &ImageIndex, destination: &Reference, args: &RegistryArgs) -> anyhow::Result<()> {
+    let wire: Vec<Image> = index.images().iter().map(for_the_wire).collect();
+    let wire = ImageIndex::new(wire);
+    let pushed = push(&Upload::of_index(&wire), destination, None, args)?;
+    print_pushed(destination, &pushed, false)
+}
+
+fn push(
+    upload: &Upload,
+    destination: &Reference,
+    mount_from: Option<&str>,
+    args: &RegistryArgs,
+) -> anyhow::Result<Pushed> {
+    let options = args.options()?;
+    let mounts: Vec<String> = mount_from.into_iter().map(str::to_owned).collect();
+    let repository = Repository::connect(destination, true, &mounts, &options)?;
+    let progress = Progress::new(args.quiet);
+    let tag = destination
+        .tag
+        .as_deref()
+        .or(destination.digest.is_none().then_some("latest"));
+    let pushed = repository.push(upload, tag, mount_from, &|event| progress.observe(event))?;
+    if !args.quiet {
+        eprintln!(
+            "speck: pushed {} to {}: {} blob(s) uploaded, {} already there, {} mounted; {} bytes sent, manifests included",
+            human(upload.bytes()),
+            destination,
+            pushed.uploaded,
+            pushed.existed,
+            pushed.mounted,
+            pushed.bytes_sent
+        );
+    }
+    Ok(pushed)
+}
+
+fn print_pushed(destination: &Reference, pushed: &Pushed, json: bool) -> anyhow::Result<()> {
+    let reference = format!("{}/{}@{}", destination.registry, destination.repository, pushed.digest);
+    if json {
+        let mut value = serde_json::to_value(pushed)?;
+        value["reference"] = reference.into();
+        value["tag"] = destination.tag_or_latest().into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{reference}");
+    }
+    Ok(())
+}
+
+pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
+    let options = args.output.registry.options()?;
+    let repository = Repository::connect(&args.source, false, &[], &options)?;
+    let platforms = match args.output.platforms_or_all() {
+        Some(platforms) if platforms.is_empty() => Platforms::These(vec![Platform::host()]),
+        Some(platforms) => Platforms::These(platforms),
+        None => Platforms::All,
+    };
+    let progress = Progress::new(args.output.registry.quiet);
+    let pulled = repository.pull(&args.source, &platforms, false, &|event| progress.observe(event))?;
+    let mut images: Vec<Image> = Vec::new();
+    for pulled in pulled.images {
+        if !images.iter().any(|image| image.platform() == pulled.image.platform()) {
+            images.push(pulled.image);
+        }
+    }
+    if !args.output.registry.quiet {
+        let bytes = repository.traffic().received.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "speck: pulled {}@{} ({} bytes, every digest verified)",
+            args.source.full_tagged(),
+            pulled.digest,
+            bytes
+        );
+    }
+    let name = Reference {
+        digest: None,
+        ..args.source.clone()
+    };
+    emit(&ImageIndex::new(images), &args.output, &name.familiar_tagged())
+}
+
+/// Progress bars on stderr for blobs of 1 MiB or more (indicatif hides them when stderr
+/// is not a terminal).
+struct Progress {
+    bars: Option<MultiProgress>,
+    active: Mutex<HashMap<Digest, ProgressBar>>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        Self {
+            bars: (!quiet).then(MultiProgress::new),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn observe(&self, event: Event) {
+        let Some(bars) = &self.bars else { return };
+        let mut active = self.active.lock().expect("never poisoned");
+        match event {
+            Event::Started { digest, size } if size >= 1 << 20 => {
+                let bar = bars.add(ProgressBar::new(size));
+                bar.set_style(
+                    ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                        .expect("a valid template"),
+                );
+                bar.set_message(digest.hex()[..12].to_owned());
+                active.insert(digest, bar);
+            }
+            Event::Progressed { digest, done } => {
+                if let Some(bar) = active.get(&digest) {
+                    bar.set_position(done);
+                }
+            }
+            Event::Finished { digest, .. } => {
+                if let Some(bar) = active.remove(&digest) {
+                    bar.finish_and_clear();
+                }
+            }
+            Event::Started { .. } => {}
+        }
+    }
+}
+
+/// Bytes for people: 1.2 MB.
+fn human(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}

@@ -1,0 +1,358 @@
+//! Pulling: the manifest or index a tag or digest names, the platforms asked for, then
+//! every config and layer, each checked against its descriptor's size and digest as it
+//! streams in (an interrupted download resumes with a `Range` request), and each layer
+//! against the config's `rootfs.diff_ids`.
+
+use super::transport::{Failure, header, status_error};
+use super::{Event, Observer, RegistryError, Repository, parallel};
+use crate::digest::Digest;
+use crate::image::{Blob, Image, Platform, Reference, media_type};
+use crate::layer::{Entry, Layer};
+use serde::Deserialize;
+use sha2::Digest as _;
+use std::io::Read as _;
+use std::sync::atomic::Ordering;
+use ureq::http::Method;
+
+/// Docker's schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The most bytes a manifest or index may have (registries cap them at 4 MiB).
+const MANIFEST_LIMIT: u64 = 4 << 20;
+/// The most bytes one layer may inflate to.
+const INFLATE_LIMIT: u64 = 64 << 30;
+
+/// One platform's image as pulled.
+#[derive(Clone, Debug)]
+pub struct PulledImage {
+    /// Config and layers, exact bytes.
+    pub image: Image,
+    /// Its manifest, exact bytes.
+    pub manifest: Blob,
+    /// The manifest's media type.
+    pub media_type: &'static str,
+    /// Each layer's entries, when asked for.
+    pub entries: Vec<Vec<Entry>>,
+}
+
+/// What a pull fetched.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    /// The digest of what the reference names (manifest or index).
+    pub digest: Digest,
+    /// The images of the platforms asked for.
+    pub images: Vec<PulledImage>,
+}
+
+/// Which platforms to take from an index.
+#[derive(Clone, Debug)]
+pub enum Platforms {
+    /// Every platform the index lists.
+    All,
+    /// Those matching one of these (the host's by default).
+    These(Vec<Platform>),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    platform: Option<IndexPlatform>,
+}
+
+#[derive(Deserialize)]
+struct IndexPlatform {
+    architecture: String,
+    os: String,
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    #[serde(default)]
+    schema_version: u32,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+impl Repository {
+    /// Pulls what `reference` names (its digest if it has one, else its tag), keeping
+    /// the platforms asked for from an index; reads each layer's entries when
+    /// `with_entries`.
+    pub fn pull(
+        &self,
+        reference: &Reference,
+        platforms: &Platforms,
+        with_entries: bool,
+        observe: Observer,
+    ) -> Result<Pulled, RegistryError> {
+        let name = reference
+            .digest
+            .clone()
+            .unwrap_or_else(|| reference.tag_or_latest().to_owned());
+        let (top, media_type, document) = self.manifest(&name, reference.digest.as_deref())?;
+        let manifests: Vec<(Blob, &'static str, Document)> = match document.manifests {
+            Some(listed) => {
+                let chosen: Vec<&Descriptor> = listed.iter().filter(|d| wanted(d, platforms)).collect();
+                if chosen.is_empty() {
+                    return Err(RegistryError::Manifest {
+                        reference: reference.to_string(),
+                        reason: format!(
+                            "no image for {} in its index, which lists {}",
+                            describe(platforms),
+                            listed
+                                .iter()
+                                .filter_map(platform_of)
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                }
+                chosen
+                    .into_iter()
+                    .map(|descriptor| self.manifest(&descriptor.digest, Some(&descriptor.digest)))
+                    .collect::<Result<_, _>>()?
+            }
+            None => vec![(top.clone(), media_type, document)],
+        };
+        let mut images = Vec::new();
+        for (manifest, media_type, document) in manifests {
+            if document.manifests.is_some() {
+                return Err(RegistryError::Manifest {
+                    reference: reference.to_string(),
+                    reason: "an index inside an index is not supported".into(),
+                });
+            }
+            images.push(self.image(reference, manifest, media_type, document, with_entries, observe)?);
+        }
+        Ok(Pulled {
+            digest: top.digest,
+            images,
+        })
+    }
+
+    /// Fetches a manifest or index by tag or digest, checked against `expected` (and
+    /// against the digest the registry says, when it says one).
+    fn manifest(&self, name: &str, expected: Option<&str>) -> Result<(Blob, &'static str, Document), RegistryError> {
+        let url = self.api(&format!("manifests/{name}"));
+        let accept = [
+            media_type::OCI_INDEX,
+            media_type::OCI_MANIFEST,
+            DOCKER_LIST,
+            DOCKER_MANIFEST,
+        ]
+        .join(", ");
+        let what = format!("GET {url}");
+        let (bytes, said) = self.transport.with_retries(&what, || {
+            let mut reply = self
+                .transport
+                .attempt(&Method::GET, &url, &[("accept", &accept)], &[], None)?;
+            if reply.status() != 200 {
+                return Err(Failure::fatal(status_error(&what, reply)));
+            }
+            let said = header(&reply, "docker-content-digest");
+            let mut bytes = Vec::new();
+            reply
+                .body_mut()
+                .as_reader()
+                .take(MANIFEST_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Failure::transient(RegistryError::Request(what.clone(), e.to_string())))?;
+            Ok((bytes, said))
+        })?;
+        self.traffic().received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if bytes.len() as u64 > MANIFEST_LIMIT {
+            return Err(self.manifest_problem(name, "it is larger than 4 MiB"));
+        }
+        let blob = Blob::new(bytes);
+        for expected in [expected.map(str::to_owned), said].into_iter().flatten() {
+            if expected != blob.digest.to_string() {
+                return Err(RegistryError::Mismatch {
+                    registry: self.registry().to_owned(),
+                    what: format!("the manifest {name}"),
+                    expected,
+                    actual: blob.digest.to_string(),
+                });
+            }
+        }
+        let document: Document = serde_json::from_slice(&blob.bytes)
+            .map_err(|e| self.manifest_problem(name, &format!("it is not a manifest or index: {e}")))?;
+        if document.schema_version != 2 {
+            return Err(self.manifest_problem(
+                name,
+                "it is a schema 1 manifest (deprecated); speck reads Docker schema 2 and OCI",
+            ));
+        }
+        let media_type = match (document.media_type.as_deref(), &document.manifests) {
+            (Some(DOCKER_MANIFEST), _) => DOCKER_MANIFEST,
+            (Some(DOCKER_LIST), _) => DOCKER_LIST,
+            (_, Some(_)) => media_type::OCI_INDEX,
+            _ => media_type::OCI_MANIFEST,
+        };
+        Ok((blob, media_type, document))
+    }
+
+    fn manifest_problem(&self, name: &str, reason: &str) -> RegistryError {
+        RegistryError::Manifest {
+            reference: format!("{}/{}:{name}", self.registry(), self.name),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Fetches one manifest's config and layers and checks them against each other.
+    fn image(
+        &self,
+        reference: &Reference,
+        manifest: Blob,
+        media_type: &'static str,
+        document: Document,
+        with_entries: bool,
+        observe: Observer,
+    ) -> Result<PulledImage, RegistryError> {
+        let config = document
+            .config
+            .ok_or_else(|| self.manifest_problem(&manifest.digest.to_string(), "the manifest has no config"))?;
+        let mut wanted = vec![&config];
+        wanted.extend(&document.layers);
+        let mut blobs = parallel(self.options.jobs, &wanted, |descriptor| {
+            self.fetch_blob(descriptor, observe)
+        })?
+        .into_iter();
+        let config_blob = Blob::new(blobs.next().expect("the config was fetched"));
+        let mut layers = Vec::new();
+        let mut entries = Vec::new();
+        for (blob, descriptor) in blobs.zip(&document.layers) {
+            let name = format!("layer {} of {reference}", descriptor.digest);
+            let (layer, tar) =
+                Layer::from_blob(blob, INFLATE_LIMIT).map_err(|e| RegistryError::Layer(name.clone(), e))?;
+            if with_entries {
+                let read = crate::layer::tar::read(&tar).map_err(|e| RegistryError::Manifest {
+                    reference: name.clone(),
+                    reason: e.to_string(),
+                })?;
+                entries.push(read);
+            }
+            layers.push(layer);
+        }
+        let image =
+            Image::from_config_blob(config_blob, layers).map_err(|e| RegistryError::Image(reference.to_string(), e))?;
+        Ok(PulledImage {
+            image,
+            manifest,
+            media_type,
+            entries,
+        })
+    }
+
+    /// Downloads a blob, hashing and counting as it streams; an interrupted download
+    /// resumes where it stopped (`Range`), and a blob that is longer than its descriptor
+    /// says is cut off and refused.
+    fn fetch_blob(&self, descriptor: &Descriptor, observe: Observer) -> Result<Vec<u8>, RegistryError> {
+        let expected: Digest = descriptor.digest.parse().map_err(|_| {
+            self.manifest_problem(
+                &descriptor.digest,
+                "a descriptor's digest is not sha256:<64 hex digits>",
+            )
+        })?;
+        let size = descriptor.size;
+        let url = self.api(&format!("blobs/{expected}"));
+        let what = format!("GET {url}");
+        observe(Event::Started { digest: expected, size });
+        let mut bytes: Vec<u8> = Vec::with_capacity(size.min(1 << 30) as usize);
+        let mut hasher = sha2::Sha256::new();
+        self.transport.with_retries(&what, || {
+            let range = format!("bytes={}-", bytes.len());
+            let headers: &[(&str, &str)] = if bytes.is_empty() { &[] } else { &[("range", &range)] };
+            let mut reply = self.transport.attempt(&Method::GET, &url, headers, &[], None)?;
+            match reply.status().as_u16() {
+                200 => {
+                    bytes.clear();
+                    hasher = sha2::Sha256::new();
+                }
+                206 if !bytes.is_empty() => {}
+                _ => return Err(Failure::fatal(status_error(&what, reply))),
+            }
+            let mut reader = reply.body_mut().as_reader().take(size + 1 - bytes.len() as u64);
+            let mut buffer = vec![0u8; 256 << 10];
+            loop {
+                let n = match reader.read(&mut buffer) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) => return Err(Failure::transient(RegistryError::Request(what.clone(), e.to_string()))),
+                };
+                hasher.update(&buffer[..n]);
+                bytes.extend_from_slice(&buffer[..n]);
+                self.traffic().received.fetch_add(n as u64, Ordering::Relaxed);
+                observe(Event::Progressed {
+                    digest: expected,
+                    done: bytes.len() as u64,
+                });
+            }
+        })?;
+        let mismatch = |expected: String, actual: String| RegistryError::Mismatch {
+            registry: self.registry().to_owned(),
+            what: format!("blob {}", descriptor.digest),
+            expected,
+            actual,
+        };
+        if bytes.len() as u64 != size {
+            let actual = if bytes.len() as u64 > size {
+                "more".to_owned()
+            } else {
+                bytes.len().to_string()
+            };
+            return Err(mismatch(format!("{size} bytes"), format!("{actual} bytes")));
+        }
+        let actual = Digest::from_bytes(hasher.finalize().into());
+        if actual != expected {
+            return Err(mismatch(expected.to_string(), actual.to_string()));
+        }
+        observe(Event::Finished {
+            digest: expected,
+            how: "downloaded",
+        });
+        Ok(bytes)
+    }
+}
+
+fn platform_of(descriptor: &Descriptor) -> Option<Platform> {
+    descriptor.platform.as_ref().map(|p| Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    })
+}
+
+/// Whether an index entry is wanted: attestation manifests (platform unknown/unknown)
+/// never are.
+fn wanted(descriptor: &Descriptor, platforms: &Platforms) -> bool {
+    let Some(platform) = platform_of(descriptor) else {
+        return matches!(platforms, Platforms::All) && !descriptor.media_type.contains("index");
+    };
+    if platform.os == "unknown" {
+        return false;
+    }
+    match platforms {
+        Platforms::All => true,
+        Platforms::These(these) => these.iter().any(|p| platform.matches(p)),
+    }
+}
+
+fn describe(platforms: &Platforms) -> String {
+    match platforms {
+        Platforms::All => "any platform".into(),
+        Platforms::These(these) => these.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
