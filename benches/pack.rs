@@ -9,9 +9,12 @@
 //!    against `docker build` (FROM scratch, COPY, ENTRYPOINT; the legacy builder)
 //!    followed by `docker save`, in the same run. Goal: at least 100x faster, smaller.
 
+mod common;
+
+use common::{median, ms, run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SPECK_RUNS: usize = 30;
 const DOCKER_RUNS: usize = 5;
@@ -313,29 +316,4 @@ fn docker_build_and_save(dir: &Path, program: &Path) -> Option<(Duration, u64)> 
         .args(["rmi", "-f", "speck-bench:docker"])
         .output();
     Some((time, std::fs::metadata(&saved).unwrap().len()))
-}
-
-fn median(runs: usize, mut job: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
-
-fn run(command: &mut Command) {
-    let out = command.stdin(Stdio::null()).output().expect("command starts");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ms(time: Duration) -> String {
-    format!("{:.2} ms", time.as_secs_f64() * 1000.0)
 }

@@ -88,21 +88,28 @@ impl Codec {
 
     /// Decompresses `data`, reading at most `limit` bytes of output.
     pub fn decompress(self, data: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.decompress_into(data, limit, &mut out)?;
+        Ok(out)
+    }
+
+    /// Inflates `data` into `out` as it goes (nothing held in memory), refusing more than
+    /// `limit` bytes; the number of bytes written.
+    pub fn decompress_into(self, data: &[u8], limit: u64, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
         let reader: Box<dyn std::io::Read + '_> = match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
             Codec::Xz => Box::new(lzma_rust2::XzReader::new(data, true)),
             Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(data)),
             Codec::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(data)?),
         };
-        let mut out = Vec::new();
-        reader.take(limit.saturating_add(1)).read_to_end(&mut out)?;
-        if out.len() as u64 > limit {
+        let written = std::io::copy(&mut reader.take(limit.saturating_add(1)), out)?;
+        if written > limit {
             return Err(std::io::Error::other(format!(
                 "{} data inflates to more than {limit} bytes",
                 self.name()
             )));
         }
-        Ok(out)
+        Ok(written)
     }
 }
 

@@ -25,17 +25,6 @@ fn speck_in(config: &Path) -> std::process::Command {
     command
 }
 
-/// A shell running speck (as `$SPECK`) with the test's config directory.
-fn speck_sh(config: &Path, script: &str) -> std::process::Command {
-    let mut command = sh(script);
-    command
-        .env("SPECK", env!("CARGO_BIN_EXE_speck"))
-        .env("DOCKER_CONFIG", config)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR");
-    command
-}
-
 #[test]
 fn pushed_images_pull_and_run_in_docker_podman_and_ctr_with_the_local_digest() {
     if !["registry", "docker", "podman", "skopeo", "ctr"]

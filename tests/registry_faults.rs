@@ -156,20 +156,6 @@ fn handle(mut client: TcpStream, upstream: &str, faults: &Faults, n: u64) -> std
     Ok(())
 }
 
-/// Incompressible bytes (xorshift64).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
 #[test]
 fn a_100_mb_push_and_pull_survive_errors_rate_limits_drops_and_delays() {
     if !engine("registry") {

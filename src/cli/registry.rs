@@ -124,7 +124,7 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<()> {
         credentials: Some(credentials.clone()),
         ..Options::default()
     };
-    Repository::connect(&reference, false, &[], &options)?.check()?;
+    speck::registry::check_login(&reference.registry, &options)?;
     let place = Store::from_env().put(&reference.registry, &credentials)?;
     eprintln!("speck: credentials for {} stored in {place}", reference.registry);
     println!("Login Succeeded");
@@ -132,7 +132,7 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
-    let read = speck::read::read(&args.source)?;
+    let read = speck::read::read_images(&args.source)?;
     let images: Vec<(Image, Blob, &'static str)> = read
         .images
         .into_iter()

@@ -12,7 +12,7 @@ pub use tar::{TarError, TarForm};
 
 use crate::compress::{Codec, Effort};
 use crate::digest::Digest;
-use std::sync::Arc;
+use sha2::{Digest as _, Sha256};
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,7 +53,8 @@ pub struct Layer {
     diff_id: Digest,
     tar_len: u64,
     compression: Compression,
-    blob: Arc<[u8]>,
+    // Bytes: a Vec becomes one without a copy (an Arc<[u8]> would copy it).
+    blob: bytes::Bytes,
     digest: Digest,
 }
 
@@ -68,7 +69,7 @@ impl Layer {
     pub fn from_tar(tar: Vec<u8>, compression: Compression) -> Self {
         let diff_id = Digest::of(&tar);
         let tar_len = tar.len() as u64;
-        let blob: Arc<[u8]> = match compression {
+        let blob: bytes::Bytes = match compression {
             Compression::None => tar.into(),
             Compression::Gzip => Codec::Gzip.compress(&tar, Effort::Default).into(),
         };
@@ -81,22 +82,44 @@ impl Layer {
         }
     }
 
-    /// Reads a layer blob from outside, plain or gzip, inflating at most `limit` bytes;
-    /// returns the layer and its tar.
-    pub fn from_blob(blob: Vec<u8>, limit: u64) -> Result<(Self, Vec<u8>), LayerReadError> {
-        let (compression, tar) = match Codec::sniff(&blob) {
-            None => (Compression::None, blob.clone()),
-            Some(Codec::Gzip) => (Compression::Gzip, Codec::Gzip.decompress(&blob, limit)?),
+    /// Reads a layer blob from outside, plain or gzip, inflating at most `limit` bytes
+    /// (as it goes, to hash the tar: the tar is not kept; see [`Self::tar`]).
+    pub fn from_blob(blob: Vec<u8>, limit: u64) -> Result<Self, LayerReadError> {
+        let digest = Digest::of(&blob);
+        Self::from_hashed_blob(blob, digest, limit)
+    }
+
+    /// [`Self::from_blob`] for a blob whose digest the caller computed (while
+    /// downloading, or to check it before inflating): `digest` must be its sha256.
+    pub fn from_hashed_blob(blob: Vec<u8>, digest: Digest, limit: u64) -> Result<Self, LayerReadError> {
+        let (compression, diff_id, tar_len) = match Codec::sniff(&blob) {
+            None => (Compression::None, digest, blob.len() as u64),
+            Some(Codec::Gzip) => {
+                let mut hasher = Hashing(Sha256::new());
+                let tar_len = Codec::Gzip.decompress_into(&blob, limit, &mut hasher)?;
+                (
+                    Compression::Gzip,
+                    Digest::from_bytes(hasher.0.finalize().into()),
+                    tar_len,
+                )
+            }
             Some(other) => return Err(LayerReadError::Codec(other.name())),
         };
-        let layer = Self {
-            diff_id: Digest::of(&tar),
-            tar_len: tar.len() as u64,
+        Ok(Self {
+            diff_id,
+            tar_len,
             compression,
-            digest: Digest::of(&blob),
+            digest,
             blob: blob.into(),
-        };
-        Ok((layer, tar))
+        })
+    }
+
+    /// The uncompressed tar (inflated again for a gzip layer, at most `limit` bytes).
+    pub fn tar(&self, limit: u64) -> Result<Vec<u8>, LayerReadError> {
+        Ok(match self.compression {
+            Compression::None => self.blob.to_vec(),
+            Compression::Gzip => Codec::Gzip.decompress(&self.blob, limit)?,
+        })
     }
 
     /// The digest of the uncompressed tar, as listed in the config's `rootfs.diff_ids`.
@@ -122,6 +145,20 @@ impl Layer {
     /// How [`Self::blob`] is compressed.
     pub fn compression(&self) -> Compression {
         self.compression
+    }
+}
+
+/// An `io::Write` that hashes what it is given.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -145,11 +145,22 @@ enum Problem {
     Other(String),
 }
 
-/// Reads every image in `target`.
+/// Reads every image in `target`, with each layer's entries.
 pub fn read(target: &Target) -> Result<Read, ReadError> {
+    read_with(target, true)
+}
+
+/// Reads every image in `target` without listing layer entries ([`Stored::entries`] is
+/// empty): every digest is still verified. For copying, where entries are not looked at.
+pub fn read_images(target: &Target) -> Result<Read, ReadError> {
+    read_with(target, false)
+}
+
+fn read_with(target: &Target, with_entries: bool) -> Result<Read, ReadError> {
     let fail = |problem: Problem| ReadError::new(target, problem);
+    let read_archive = |bytes| read_archive(bytes, with_entries);
     match target {
-        Target::Path(path) if path.is_dir() => read_dir(path).map_err(fail),
+        Target::Path(path) if path.is_dir() => read_dir(path, with_entries).map_err(fail),
         Target::Path(path) => {
             let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
             read_archive(bytes).map_err(fail)
@@ -162,18 +173,18 @@ pub fn read(target: &Target) -> Result<Read, ReadError> {
             let bytes = engine::save(Engine::Podman, reference).map_err(|e| fail(Problem::Other(e.to_string())))?;
             read_archive(bytes).map_err(fail)
         }
-        Target::Registry(reference) => read_registry(reference).map_err(fail),
+        Target::Registry(reference) => read_registry(reference, with_entries).map_err(fail),
     }
 }
 
 /// Pulls every platform of a registry image, with every digest verified.
-fn read_registry(reference: &str) -> Result<Read, Problem> {
+fn read_registry(reference: &str, with_entries: bool) -> Result<Read, Problem> {
     use crate::registry::{Options, Repository, pull::Platforms};
     let reference: crate::image::Reference = reference.parse().map_err(|e| Problem::Other(format!("{e}")))?;
     let other = |e: crate::registry::RegistryError| Problem::Other(e.to_string());
     let repository = Repository::connect(&reference, false, &[], &Options::default()).map_err(other)?;
     let pulled = repository
-        .pull(&reference, &Platforms::All, true, &crate::registry::quiet)
+        .pull(&reference, &Platforms::All, with_entries, &crate::registry::quiet)
         .map_err(other)?;
     let images = pulled
         .images
@@ -196,20 +207,26 @@ fn read_registry(reference: &str) -> Result<Read, Problem> {
     })
 }
 
-/// Files of a container by path.
-type Files = BTreeMap<String, Vec<u8>>;
+/// Files of a container by path, and whether to list layer entries.
+struct Files {
+    by_path: BTreeMap<String, Vec<u8>>,
+    with_entries: bool,
+}
 
-fn read_archive(bytes: Vec<u8>) -> Result<Read, Problem> {
+fn read_archive(bytes: Vec<u8>, with_entries: bool) -> Result<Read, Problem> {
     let file_bytes = bytes.len() as u64;
     let codec = Codec::sniff(&bytes);
     let tar = match codec {
         Some(codec) => codec.decompress(&bytes, INFLATE_LIMIT)?,
         None => bytes,
     };
-    let mut files = Files::new();
+    let mut files = Files {
+        by_path: BTreeMap::new(),
+        with_entries,
+    };
     for entry in crate::layer::tar::read(&tar)? {
         if let crate::layer::EntryKind::File(data) = entry.kind {
-            files.insert(entry.path, data.to_vec());
+            files.by_path.insert(entry.path, data.to_vec());
         }
     }
     let (layout, images) = read_files(&files)?;
@@ -224,8 +241,11 @@ fn read_archive(bytes: Vec<u8>) -> Result<Read, Problem> {
     })
 }
 
-fn read_dir(dir: &Path) -> Result<Read, Problem> {
-    let mut files = Files::new();
+fn read_dir(dir: &Path, with_entries: bool) -> Result<Read, Problem> {
+    let mut files = Files {
+        by_path: BTreeMap::new(),
+        with_entries,
+    };
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {
         for entry in std::fs::read_dir(&at)? {
@@ -234,11 +254,13 @@ fn read_dir(dir: &Path) -> Result<Read, Problem> {
                 pending.push(path);
             } else {
                 let relative = path.strip_prefix(dir).expect("inside the directory");
-                files.insert(relative.to_string_lossy().into_owned(), std::fs::read(&path)?);
+                files
+                    .by_path
+                    .insert(relative.to_string_lossy().into_owned(), std::fs::read(&path)?);
             }
         }
     }
-    let bytes = files.values().map(|data| data.len() as u64).sum();
+    let bytes = files.by_path.values().map(|data| data.len() as u64).sum();
     let (layout, images) = read_files(&files)?;
     Ok(Read {
         container: Container {
@@ -254,9 +276,9 @@ fn read_dir(dir: &Path) -> Result<Read, Problem> {
 /// A docker-archive when `manifest.json` is there (as `docker load` reads a Docker 25+
 /// save), otherwise an OCI layout.
 fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>), Problem> {
-    if files.contains_key("manifest.json") {
+    if files.by_path.contains_key("manifest.json") {
         Ok((Layout::DockerArchive, docker_archive(files)?))
-    } else if files.contains_key("index.json") {
+    } else if files.by_path.contains_key("index.json") {
         Ok((Layout::Oci, oci_layout(files)?))
     } else {
         Err(Problem::Other(
@@ -267,11 +289,21 @@ fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>), Problem> {
 
 fn file<'a>(files: &'a Files, path: &str) -> Result<&'a [u8], Problem> {
     let path = crate::layer::image_path(path).map_err(|e| Problem::Other(e.to_string()))?;
-    files.get(&path).map(Vec::as_slice).ok_or(Problem::Missing(path))
+    files
+        .by_path
+        .get(&path)
+        .map(Vec::as_slice)
+        .ok_or(Problem::Missing(path))
 }
 
 /// Checks a blob against the digest its path or descriptor names, when it names one.
 fn verified(path: &str, bytes: &[u8], expected: Option<&str>) -> Result<(), Problem> {
+    verified_digest(path, Digest::of(bytes), expected)
+}
+
+/// Checks a blob's digest, already computed, against the one its path or descriptor
+/// names, when it names one.
+fn verified_digest(path: &str, actual: Digest, expected: Option<&str>) -> Result<(), Problem> {
     let named = expected.map(str::to_owned).or_else(|| {
         let leaf = path
             .rsplit('/')
@@ -280,7 +312,6 @@ fn verified(path: &str, bytes: &[u8], expected: Option<&str>) -> Result<(), Prob
             .trim_end_matches(".tar");
         (leaf.len() == 64 && leaf.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{leaf}"))
     });
-    let actual = Digest::of(bytes);
     match named {
         Some(expected) if expected != actual.to_string() => Err(Problem::Digest {
             path: path.to_owned(),
@@ -299,21 +330,46 @@ fn image(
 ) -> Result<Stored, Problem> {
     let config = file(files, config_path)?;
     verified(config_path, config, config_digest)?;
-    let mut read_layers = Vec::new();
+    // Layers are hashed and inflated on every core: that is most of the reading time.
+    let read_layers: Vec<Result<(Layer, Vec<Entry>), Problem>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = layers
+            .iter()
+            .map(|(path, digest)| scope.spawn(move || read_layer(files, path, digest.as_deref())))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a layer reader does not panic"))
+            .collect()
+    });
+    let mut image_layers = Vec::new();
     let mut entries = Vec::new();
-    for (path, digest) in layers {
-        let blob = file(files, path)?;
-        verified(path, blob, digest.as_deref())?;
-        let (layer, tar) = Layer::from_blob(blob.to_vec(), INFLATE_LIMIT)?;
-        entries.push(crate::layer::tar::read(&tar)?);
-        read_layers.push(layer);
+    for read in read_layers {
+        let (layer, layer_entries) = read?;
+        image_layers.push(layer);
+        if files.with_entries {
+            entries.push(layer_entries);
+        }
     }
     Ok(Stored {
-        image: Image::from_config_blob(Blob::new(config.to_vec()), read_layers)?,
+        image: Image::from_config_blob(Blob::new(config.to_vec()), image_layers)?,
         manifest: None,
         tags: Vec::new(),
         entries,
     })
+}
+
+/// One layer, its digest checked, with its entries when they are wanted.
+fn read_layer(files: &Files, path: &str, digest: Option<&str>) -> Result<(Layer, Vec<Entry>), Problem> {
+    let blob = file(files, path)?;
+    let actual = Digest::of(blob);
+    verified_digest(path, actual, digest)?;
+    let layer = Layer::from_hashed_blob(blob.to_vec(), actual, INFLATE_LIMIT)?;
+    let entries = if files.with_entries {
+        crate::layer::tar::read(&layer.tar(INFLATE_LIMIT)?)?
+    } else {
+        Vec::new()
+    };
+    Ok((layer, entries))
 }
 
 fn docker_archive(files: &Files) -> Result<Vec<Stored>, Problem> {

@@ -209,21 +209,28 @@ impl Repository {
         &self.transport.registry
     }
 
-    /// Checks that the registry answers and accepts the credentials (what `docker login`
-    /// does): `GET /v2/`, with the authentication handshake.
-    pub fn check(&self) -> Result<(), RegistryError> {
-        let url = self.transport.url("/v2/");
-        let reply = self.transport.send(ureq::http::Method::GET, &url, &[], &[])?;
-        if reply.status().is_success() {
-            Ok(())
-        } else {
-            Err(transport::status_error(&format!("GET {url}"), reply))
-        }
-    }
-
     /// `/v2/NAME/SUFFIX` as an absolute URL.
     fn api(&self, suffix: &str) -> String {
         self.transport.url(&format!("/v2/{}/{suffix}", self.name))
+    }
+}
+
+/// Checks that `registry` answers and accepts `options.credentials` (what `docker login`
+/// does): `GET /v2/` through the authentication handshake, asking for no repository.
+pub fn check_login(registry: &str, options: &Options) -> Result<(), RegistryError> {
+    let transport = Transport::new(
+        registry,
+        options.insecure,
+        options.credentials.clone(),
+        Vec::new(),
+        options.retry,
+    );
+    let url = transport.url("/v2/");
+    let reply = transport.send(ureq::http::Method::GET, &url, &[], &[])?;
+    if reply.status().is_success() {
+        Ok(())
+    } else {
+        Err(transport::status_error(&format!("GET {url}"), reply))
     }
 }
 

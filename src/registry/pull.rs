@@ -224,28 +224,28 @@ impl Repository {
         let config = document
             .config
             .ok_or_else(|| self.manifest_problem(&manifest.digest.to_string(), "the manifest has no config"))?;
-        let mut wanted = vec![&config];
-        wanted.extend(&document.layers);
-        let mut blobs = parallel(self.options.jobs, &wanted, |descriptor| {
-            self.fetch_blob(descriptor, observe)
-        })?
-        .into_iter();
-        let config_blob = Blob::new(blobs.next().expect("the config was fetched"));
-        let mut layers = Vec::new();
-        let mut entries = Vec::new();
-        for (blob, descriptor) in blobs.zip(&document.layers) {
+        let config_blob = Blob::new(self.fetch_blob(&config, observe)?.0);
+        // Each layer is fetched and inflated (for its diff_id) on a worker of its own.
+        let read = parallel(self.options.jobs, &document.layers, |descriptor| {
+            let (blob, digest) = self.fetch_blob(descriptor, observe)?;
             let name = format!("layer {} of {reference}", descriptor.digest);
-            let (layer, tar) =
-                Layer::from_blob(blob, INFLATE_LIMIT).map_err(|e| RegistryError::Layer(name.clone(), e))?;
-            if with_entries {
-                let read = crate::layer::tar::read(&tar).map_err(|e| RegistryError::Manifest {
-                    reference: name.clone(),
+            let layer = Layer::from_hashed_blob(blob, digest, INFLATE_LIMIT)
+                .map_err(|e| RegistryError::Layer(name.clone(), e))?;
+            let entries = if with_entries {
+                let tar = layer
+                    .tar(INFLATE_LIMIT)
+                    .map_err(|e| RegistryError::Layer(name.clone(), e))?;
+                crate::layer::tar::read(&tar).map_err(|e| RegistryError::Manifest {
+                    reference: name,
                     reason: e.to_string(),
-                })?;
-                entries.push(read);
-            }
-            layers.push(layer);
-        }
+                })?
+            } else {
+                Vec::new()
+            };
+            Ok((layer, entries))
+        })?;
+        let (layers, entries): (Vec<Layer>, Vec<Vec<Entry>>) = read.into_iter().unzip();
+        let entries = if with_entries { entries } else { Vec::new() };
         let image =
             Image::from_config_blob(config_blob, layers).map_err(|e| RegistryError::Image(reference.to_string(), e))?;
         Ok(PulledImage {
@@ -259,7 +259,7 @@ impl Repository {
     /// Downloads a blob, hashing and counting as it streams; an interrupted download
     /// resumes where it stopped (`Range`), and a blob that is longer than its descriptor
     /// says is cut off and refused.
-    fn fetch_blob(&self, descriptor: &Descriptor, observe: Observer) -> Result<Vec<u8>, RegistryError> {
+    fn fetch_blob(&self, descriptor: &Descriptor, observe: Observer) -> Result<(Vec<u8>, Digest), RegistryError> {
         let expected: Digest = descriptor.digest.parse().map_err(|_| {
             self.manifest_problem(
                 &descriptor.digest,
@@ -323,7 +323,7 @@ impl Repository {
             digest: expected,
             how: "downloaded",
         });
-        Ok(bytes)
+        Ok((bytes, actual))
     }
 }
 

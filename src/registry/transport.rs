@@ -441,7 +441,10 @@ impl Transport {
         RegistryError::Auth {
             registry: self.registry.clone(),
             reason: if self.credentials.is_some() {
-                format!("it refused the credentials for {}: {message}", self.scopes.join(" "))
+                match self.scopes.as_slice() {
+                    [] => format!("it refused the credentials: {message}"),
+                    scopes => format!("it refused the credentials for {}: {message}", scopes.join(" ")),
+                }
             } else {
                 format!("{message}; {}", self.needs_login())
             },

@@ -3,6 +3,10 @@
 //! fails when `SPECK_REQUIRE_ENGINES=1`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod noise;
+#[allow(unused_imports)] // used by some test binaries only
+pub use noise::noise;
+
 use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -202,4 +206,16 @@ impl Drop for OwnRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A shell running speck (as `$SPECK`) with `config` as its Docker config directory and
+/// no podman auth file, so no user's credentials are used.
+pub fn speck_sh(config: &Path, script: &str) -> Command {
+    let mut command = sh(script);
+    command
+        .env("SPECK", env!("CARGO_BIN_EXE_speck"))
+        .env("DOCKER_CONFIG", config)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    command
 }
