@@ -287,3 +287,57 @@ fn basic_auth_from_flags_login_helpers_and_creds_store() {
     let missing = output(push(""));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("docker-credential-absent-helper"));
 }
+
+#[test]
+fn golfed_pushes_run_where_they_claim_and_pull_fewer_bytes_than_docker_push() {
+    if !["registry", "docker", "podman", "ctr"].iter().all(|e| engine(e)) {
+        return;
+    }
+    let dir = workdir();
+    let pull_bytes = |reference: &str| -> u64 {
+        let sizes: serde_json::Value = serde_json::from_str(&ok(speck_in(dir.path()).args([
+            "size",
+            "--json",
+            &format!("registry:{reference}"),
+        ])))
+        .unwrap();
+        sizes[0]["pull"].as_u64().unwrap()
+    };
+    let push = |level: &str| {
+        let name = format!("{SHARED}/{}:1", unique("speck-test/golf"));
+        ok(speck_in(dir.path()).args(["hello", "golfed\n", level, "-q", "--push", &name]))
+            .trim()
+            .to_owned()
+    };
+    let portable = push("--golf");
+    let docker_only = push("--golf=docker");
+    let plain = push("--tar=minimal");
+    let _cleanup = Cleanup(vec![
+        format!("docker rmi {portable} {docker_only}"),
+        format!("podman rmi {portable}"),
+    ]);
+    for reference in [&portable, &docker_only] {
+        assert_eq!(
+            ok(sh(&format!("docker run --rm {reference}"))),
+            "golfed\n",
+            "{reference}"
+        );
+    }
+    assert_eq!(
+        ok(sh(&format!("podman run --rm --tls-verify=false {portable}"))),
+        "golfed\n"
+    );
+    // What each level says it breaks.
+    let refused = output(&mut sh(&format!("podman pull --tls-verify=false {docker_only}")));
+    assert!(!refused.status.success(), "podman pulls a config without a media type");
+    let ctr = ctr("speck-golf-pull");
+    let refused = output(&mut sh(&format!("{ctr} images pull --plain-http {portable}")));
+    assert!(!refused.status.success(), "ctr pulls a layer without a media type");
+    let _ = output(&mut sh(&format!("{ctr} images rm {portable}")));
+
+    let (portable, docker_only, plain) = (pull_bytes(&portable), pull_bytes(&docker_only), pull_bytes(&plain));
+    assert!(
+        docker_only < portable && portable < plain,
+        "{docker_only} < {portable} < {plain}"
+    );
+}

@@ -192,7 +192,7 @@ fn a_100_mb_push_and_pull_survive_errors_rate_limits_drops_and_delays() {
     }
     .build();
     let index = ImageIndex::from(image.clone());
-    let upload = Upload::of_index(&index);
+    let upload = Upload::of_index(&index, speck::image::ManifestForm::Full);
     assert!(upload.bytes() > 100 << 20);
 
     let options = Options {

@@ -704,7 +704,8 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
     if write::single_platform(output.format) && (output.output.is_some() || output.base64) {
         one_platform(output.format.name());
     }
-    if let Some(golf) = output.golf {
+    let writes_archive = output.output.is_some() || output.base64 || !output.load.is_empty();
+    if let Some(golf) = output.golf.filter(|_| writes_archive) {
         report_breaks(&format!("golf level {}", golf.name()), golf.breaks());
     }
     if let Some(dest) = &output.output {
@@ -749,7 +750,7 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
         }
     }
     if let Some(destination) = &output.push {
-        registry::push_built(index, destination, &output.registry)?;
+        registry::push_built(index, destination, output.golf, &output.registry)?;
     }
     Ok(())
 }

@@ -5,12 +5,14 @@ use super::{OutputArgs, emit};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use speck::compress::Effort;
 use speck::digest::Digest;
-use speck::image::{Blob, Image, ImageIndex, Platform, Reference};
+use speck::image::{Blob, Image, ImageIndex, ManifestForm, Platform, Reference};
 use speck::layer::{Compression, Layer};
 use speck::registry::pull::{DOCKER_MANIFEST, Platforms};
 use speck::registry::push::{Pushed, Upload};
 use speck::registry::{Credentials, Event, Options, Repository, Store};
+use speck::write::Golf;
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::sync::Mutex;
@@ -209,12 +211,51 @@ fn for_the_wire(image: &Image) -> Image {
     Image::from_config_blob(image.config_blob().clone(), layers).expect("gzip keeps every diff_id")
 }
 
+/// The image with every layer gzipped at the smallest (zopfli), for golfed pushes.
+fn smallest_layers(image: &Image) -> anyhow::Result<Image> {
+    let layers = image
+        .layers()
+        .iter()
+        .map(|layer| {
+            let tar = layer.tar(u64::MAX)?;
+            Ok(Layer::from_tar_with(tar, Compression::Gzip, Effort::Smallest))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Image::from_config_blob(image.config_blob().clone(), layers)?)
+}
+
 /// Pushes the images `--push` names, after they are written; prints the digest
-/// reference on stdout.
-pub fn push_built(index: &ImageIndex, destination: &Reference, args: &RegistryArgs) -> anyhow::Result<()> {
-    let wire: Vec<Image> = index.images().iter().map(for_the_wire).collect();
+/// reference on stdout. Golfed, the config loses its platform and the manifest its
+/// optional media types (see [`Golf::wire_forms`]), and layers are gzipped at the
+/// smallest.
+pub fn push_built(
+    index: &ImageIndex,
+    destination: &Reference,
+    golf: Option<Golf>,
+    args: &RegistryArgs,
+) -> anyhow::Result<()> {
+    let (wire, form) = match golf {
+        None => (index.images().iter().map(for_the_wire).collect(), ManifestForm::Full),
+        Some(golf) => {
+            let (config, manifest) = golf.wire_forms();
+            if !args.quiet {
+                eprintln!(
+                    "speck: golf level {} pushed is known to break: {}",
+                    golf.name(),
+                    golf.wire_breaks().join("; ")
+                );
+            }
+            let images = index.with_config_form(config);
+            let smallest = images
+                .images()
+                .iter()
+                .map(smallest_layers)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (smallest, manifest)
+        }
+    };
     let wire = ImageIndex::new(wire);
-    let pushed = push(&Upload::of_index(&wire), destination, None, args)?;
+    let pushed = push(&Upload::of_index(&wire, form), destination, None, args)?;
     print_pushed(destination, &pushed, false)
 }
 

@@ -94,6 +94,20 @@ pub enum ConfigForm {
     DockerOnly,
 }
 
+/// Which media types an OCI manifest names. Each form is a different manifest digest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManifestForm {
+    /// Every media type: the manifest's own, the config's, each layer's.
+    #[default]
+    Full,
+    /// Only the config's, which podman needs; the others are optional in the OCI spec
+    /// (registries take the manifest's type from `Content-Type`; docker and podman sniff
+    /// a layer's compression; containerd's ctr pull refuses an untyped layer).
+    ConfigTypeOnly,
+    /// None: docker pulls it; podman refuses a config without a media type.
+    Untyped,
+}
+
 /// A content descriptor as the OCI spec writes it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -270,35 +284,52 @@ impl Image {
 
     /// The OCI manifest, exactly as shipped.
     pub fn oci_manifest(&self) -> Blob {
+        self.oci_manifest_as(ManifestForm::Full)
+    }
+
+    /// The OCI manifest in `form`.
+    pub fn oci_manifest_as(&self, form: ManifestForm) -> Blob {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Manifest<'a> {
             schema_version: u32,
-            media_type: &'static str,
-            config: Descriptor,
-            layers: Vec<Descriptor>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            media_type: Option<&'static str>,
+            config: Described,
+            layers: Vec<Described>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             annotations: &'a BTreeMap<String, String>,
         }
+        /// A descriptor whose media type may be left out.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Described {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            media_type: Option<&'static str>,
+            digest: String,
+            size: u64,
+        }
+        let full = form == ManifestForm::Full;
         let layers = self
             .layers()
             .iter()
-            .map(|layer| {
-                let media_type = match layer.compression() {
+            .map(|layer| Described {
+                media_type: full.then_some(match layer.compression() {
                     Compression::None => media_type::OCI_LAYER_TAR,
                     Compression::Gzip => media_type::OCI_LAYER_GZIP,
-                };
-                Descriptor::of(media_type, layer.digest(), layer.blob().len() as u64)
+                }),
+                digest: layer.digest().to_string(),
+                size: layer.blob().len() as u64,
             })
             .collect();
         let manifest = Manifest {
             schema_version: 2,
-            media_type: media_type::OCI_MANIFEST,
-            config: Descriptor::of(
-                media_type::OCI_CONFIG,
-                self.config_blob.digest,
-                self.config_blob.bytes.len() as u64,
-            ),
+            media_type: full.then_some(media_type::OCI_MANIFEST),
+            config: Described {
+                media_type: (form != ManifestForm::Untyped).then_some(media_type::OCI_CONFIG),
+                digest: self.config_blob.digest.to_string(),
+                size: self.config_blob.bytes.len() as u64,
+            },
             layers,
             annotations: &self.spec.annotations,
         };

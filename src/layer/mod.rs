@@ -67,11 +67,16 @@ impl Layer {
 
     /// Wraps existing tar bytes, compressing them as asked.
     pub fn from_tar(tar: Vec<u8>, compression: Compression) -> Self {
+        Self::from_tar_with(tar, compression, Effort::Default)
+    }
+
+    /// [`Self::from_tar`], trying as hard as `effort` says (zopfli for `Smallest`).
+    pub fn from_tar_with(tar: Vec<u8>, compression: Compression, effort: Effort) -> Self {
         let diff_id = Digest::of(&tar);
         let tar_len = tar.len() as u64;
         let blob: bytes::Bytes = match compression {
             Compression::None => tar.into(),
-            Compression::Gzip => Codec::Gzip.compress(&tar, Effort::Default).into(),
+            Compression::Gzip => Codec::Gzip.compress(&tar, effort).into(),
         };
         Self {
             diff_id,

@@ -6,7 +6,7 @@
 use super::transport::{Failure, header, status_error, transient};
 use super::{Event, Observer, RegistryError, Repository, parallel};
 use crate::digest::Digest;
-use crate::image::{Blob, Descriptor, Image, ImageIndex, index_json, media_type};
+use crate::image::{Blob, Descriptor, Image, ImageIndex, ManifestForm, index_json, media_type};
 use std::sync::atomic::Ordering;
 use ureq::http::Method;
 
@@ -19,13 +19,13 @@ pub struct Upload<'a> {
 }
 
 impl<'a> Upload<'a> {
-    /// Each image's config and layers with its OCI manifest; an OCI index over them
-    /// when there are several platforms.
-    pub fn of_index(index: &'a ImageIndex) -> Self {
+    /// Each image's config and layers with its OCI manifest in `form`; an OCI index over
+    /// them when there are several platforms.
+    pub fn of_index(index: &'a ImageIndex, form: ManifestForm) -> Self {
         let images: Vec<(&Image, Blob)> = index
             .images()
             .iter()
-            .map(|image| (image, image.oci_manifest()))
+            .map(|image| (image, image.oci_manifest_as(form)))
             .collect();
         Self::of_manifests(
             images

@@ -6,7 +6,7 @@
 //! [`crate::compress`].
 
 use crate::compress::{Codec, Effort};
-use crate::image::ConfigForm;
+use crate::image::{ConfigForm, ManifestForm};
 
 /// How far to shrink a docker-archive, named for what keeps working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +34,27 @@ impl Golf {
         match self {
             Golf::Portable => ConfigForm::Portable,
             Golf::Docker => ConfigForm::DockerOnly,
+        }
+    }
+
+    /// How a push at this level writes the config and the manifest: the config without
+    /// a platform for both (podman pulls and runs it when the manifest names the config's
+    /// media type), the manifest with only that media type (`portable`) or none.
+    pub fn wire_forms(self) -> (ConfigForm, ManifestForm) {
+        match self {
+            Golf::Portable => (ConfigForm::DockerOnly, ManifestForm::ConfigTypeOnly),
+            Golf::Docker => (ConfigForm::DockerOnly, ManifestForm::Untyped),
+        }
+    }
+
+    /// Tools known not to pull this level's pushes.
+    pub fn wire_breaks(self) -> &'static [&'static str] {
+        match self {
+            Golf::Portable => &["containerd's ctr pull (a layer without a media type)"],
+            Golf::Docker => &[
+                "podman pull (a config without a media type)",
+                "containerd's ctr pull (a layer without a media type)",
+            ],
         }
     }
 
