@@ -97,26 +97,9 @@ impl Layer {
     /// [`Self::from_blob`] for a blob whose digest the caller computed (while
     /// downloading, or to check it before inflating): `digest` must be its sha256.
     pub fn from_hashed_blob(blob: Vec<u8>, digest: Digest, limit: u64) -> Result<Self, LayerReadError> {
-        let (compression, diff_id, tar_len) = match Codec::sniff(&blob) {
-            None => (Compression::None, digest, blob.len() as u64),
-            Some(Codec::Gzip) => {
-                let mut hasher = Hashing(Sha256::new());
-                let tar_len = Codec::Gzip.decompress_into(&blob, limit, &mut hasher)?;
-                (
-                    Compression::Gzip,
-                    Digest::from_bytes(hasher.0.finalize().into()),
-                    tar_len,
-                )
-            }
-            Some(other) => return Err(LayerReadError::Codec(other.name())),
-        };
-        Ok(Self {
-            diff_id,
-            tar_len,
-            compression,
-            digest,
-            blob: blob.into(),
-        })
+        let mut inflating = Inflating::new(limit);
+        inflating.update(&blob)?;
+        inflating.finish(blob, digest)
     }
 
     /// The uncompressed tar (inflated again for a gzip layer, at most `limit` bytes).
@@ -153,12 +136,111 @@ impl Layer {
     }
 }
 
-/// An `io::Write` that hashes what it is given.
-struct Hashing(Sha256);
+/// A layer's diff_id computed while its blob arrives, chunk by chunk in order (a
+/// download inflates as it goes instead of after).
+pub struct Inflating {
+    state: Inflation,
+    limit: u64,
+}
+
+enum Inflation {
+    /// The first bytes, until the codec is known.
+    Sniffing(Vec<u8>),
+    Plain,
+    Gzip(Box<flate2::write::MultiGzDecoder<Hashing>>),
+    Refused(Codec),
+}
+
+/// Bytes that tell every codec's magic number apart.
+const SNIFF_LEN: usize = 8;
+
+impl Inflating {
+    /// Starts on a blob that may inflate to at most `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            state: Inflation::Sniffing(Vec::new()),
+            limit,
+        }
+    }
+
+    /// The next bytes of the blob.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), LayerReadError> {
+        use std::io::Write as _;
+        if let Inflation::Sniffing(head) = &mut self.state {
+            head.extend_from_slice(bytes);
+            if head.len() < SNIFF_LEN {
+                return Ok(());
+            }
+            let head = std::mem::take(head);
+            self.decide(&head);
+            return self.update(&head);
+        }
+        if let Inflation::Gzip(decoder) = &mut self.state {
+            decoder.write_all(bytes)?;
+            if decoder.get_ref().1 > self.limit {
+                return Err(too_large(self.limit));
+            }
+        }
+        Ok(())
+    }
+
+    fn decide(&mut self, head: &[u8]) {
+        self.state = match Codec::sniff(head) {
+            None => Inflation::Plain,
+            Some(Codec::Gzip) => {
+                Inflation::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Hashing(Sha256::new(), 0))))
+            }
+            Some(other) => Inflation::Refused(other),
+        };
+    }
+
+    /// The layer, once every byte of `blob` (whose sha256 is `digest`) went through
+    /// [`Self::update`].
+    pub fn finish(mut self, blob: Vec<u8>, digest: Digest) -> Result<Layer, LayerReadError> {
+        if let Inflation::Sniffing(head) = &self.state {
+            let head = head.clone();
+            self.decide(&head);
+            self.update(&head)?;
+        }
+        let (compression, diff_id, tar_len) = match self.state {
+            Inflation::Plain => (Compression::None, digest, blob.len() as u64),
+            Inflation::Gzip(decoder) => {
+                let hashing = decoder.finish()?;
+                if hashing.1 > self.limit {
+                    return Err(too_large(self.limit));
+                }
+                (
+                    Compression::Gzip,
+                    Digest::from_bytes(hashing.0.finalize().into()),
+                    hashing.1,
+                )
+            }
+            Inflation::Refused(codec) => return Err(LayerReadError::Codec(codec.name())),
+            Inflation::Sniffing(_) => unreachable!("decided above"),
+        };
+        Ok(Layer {
+            diff_id,
+            tar_len,
+            compression,
+            digest,
+            blob: blob.into(),
+        })
+    }
+}
+
+fn too_large(limit: u64) -> LayerReadError {
+    LayerReadError::Inflate(std::io::Error::other(format!(
+        "the layer inflates to more than {limit} bytes"
+    )))
+}
+
+/// An `io::Write` that hashes and counts what it is given.
+struct Hashing(Sha256, u64);
 
 impl std::io::Write for Hashing {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0.update(bytes);
+        self.1 += bytes.len() as u64;
         Ok(bytes.len())
     }
 
@@ -190,5 +272,33 @@ mod tests {
             .read_to_end(&mut inflated)
             .unwrap();
         assert_eq!(inflated, plain.blob());
+    }
+
+    #[test]
+    fn inflating_in_pieces_gives_the_diff_id_of_the_whole() {
+        let entries = [Entry::file("a", 0o644, b"speck".repeat(1000)).unwrap()];
+        let options = LayerOptions {
+            form: TarForm::Minimal,
+            mtime: 0,
+            compression: Compression::Gzip,
+        };
+        let built = Layer::build(&entries, &options).unwrap();
+        let blob = built.blob().to_vec();
+        for piece in [1, 3, 7, 4096] {
+            let mut inflating = Inflating::new(1 << 20);
+            for chunk in blob.chunks(piece) {
+                inflating.update(chunk).unwrap();
+            }
+            let layer = inflating.finish(blob.clone(), built.digest()).unwrap();
+            assert_eq!(
+                (layer.diff_id(), layer.tar_len()),
+                (built.diff_id(), built.tar_len()),
+                "pieces of {piece}"
+            );
+        }
+        let too_small = Layer::from_blob(blob.clone(), 100).unwrap_err().to_string();
+        assert!(too_small.contains("more than 100 bytes"), "{too_small}");
+        let xz = Codec::Xz.compress(b"not a layer codec", Effort::Default);
+        assert!(Layer::from_blob(xz, 1 << 20).unwrap_err().to_string().contains("xz"));
     }
 }

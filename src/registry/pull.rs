@@ -7,7 +7,7 @@ use super::transport::{Failure, header, status_error};
 use super::{Event, Observer, RegistryError, Repository, parallel};
 use crate::digest::Digest;
 use crate::image::{Blob, Image, Platform, Reference, media_type};
-use crate::layer::{Entry, Layer};
+use crate::layer::{Entry, Inflating, Layer};
 use serde::Deserialize;
 use sha2::Digest as _;
 use std::io::Read as _;
@@ -224,12 +224,14 @@ impl Repository {
         let config = document
             .config
             .ok_or_else(|| self.manifest_problem(&manifest.digest.to_string(), "the manifest has no config"))?;
-        let config_blob = Blob::new(self.fetch_blob(&config, observe)?.0);
+        let config_blob = Blob::new(self.fetch_blob(&config, false, observe)?.0);
         // Each layer is fetched and inflated (for its diff_id) on a worker of its own.
         let read = parallel(self.options.jobs, &document.layers, |descriptor| {
-            let (blob, digest) = self.fetch_blob(descriptor, observe)?;
+            let (blob, digest, inflating) = self.fetch_blob(descriptor, true, observe)?;
             let name = format!("layer {} of {reference}", descriptor.digest);
-            let layer = Layer::from_hashed_blob(blob, digest, INFLATE_LIMIT)
+            let layer = inflating
+                .expect("layers are inflated as they arrive")
+                .finish(blob, digest)
                 .map_err(|e| RegistryError::Layer(name.clone(), e))?;
             let entries = if with_entries {
                 let tar = layer
@@ -259,7 +261,14 @@ impl Repository {
     /// Downloads a blob, hashing and counting as it streams; an interrupted download
     /// resumes where it stopped (`Range`), and a blob that is longer than its descriptor
     /// says is cut off and refused.
-    fn fetch_blob(&self, descriptor: &Descriptor, observe: Observer) -> Result<(Vec<u8>, Digest), RegistryError> {
+    /// A layer (`inflate`) is inflated as it arrives, to hash its tar: the returned
+    /// `Inflating` only needs finishing.
+    fn fetch_blob(
+        &self,
+        descriptor: &Descriptor,
+        inflate: bool,
+        observe: Observer,
+    ) -> Result<(Vec<u8>, Digest, Option<Inflating>), RegistryError> {
         let expected: Digest = descriptor.digest.parse().map_err(|_| {
             self.manifest_problem(
                 &descriptor.digest,
@@ -272,6 +281,8 @@ impl Repository {
         observe(Event::Started { digest: expected, size });
         let mut bytes: Vec<u8> = Vec::with_capacity(size.min(1 << 30) as usize);
         let mut hasher = sha2::Sha256::new();
+        let mut inflating = inflate.then(|| Inflating::new(INFLATE_LIMIT));
+        let mut broken = None;
         self.transport.with_retries(&what, || {
             let range = format!("bytes={}-", bytes.len());
             let headers: &[(&str, &str)] = if bytes.is_empty() { &[] } else { &[("range", &range)] };
@@ -280,6 +291,8 @@ impl Repository {
                 200 => {
                     bytes.clear();
                     hasher = sha2::Sha256::new();
+                    inflating = inflate.then(|| Inflating::new(INFLATE_LIMIT));
+                    broken = None;
                 }
                 206 if !bytes.is_empty() => {}
                 _ => return Err(Failure::fatal(status_error(&what, reply))),
@@ -293,6 +306,12 @@ impl Repository {
                     Err(e) => return Err(Failure::transient(RegistryError::Request(what.clone(), e.to_string()))),
                 };
                 hasher.update(&buffer[..n]);
+                // Bytes that do not inflate are reported once the digest is known to
+                // match: a tampered blob is named as such.
+                if let Some(Err(e)) = inflating.as_mut().map(|inflating| inflating.update(&buffer[..n])) {
+                    inflating = None;
+                    broken = Some(e);
+                }
                 bytes.extend_from_slice(&buffer[..n]);
                 self.traffic().received.fetch_add(n as u64, Ordering::Relaxed);
                 observe(Event::Progressed {
@@ -319,11 +338,14 @@ impl Repository {
         if actual != expected {
             return Err(mismatch(expected.to_string(), actual.to_string()));
         }
+        if let Some(e) = broken {
+            return Err(RegistryError::Layer(format!("layer {}", descriptor.digest), e));
+        }
         observe(Event::Finished {
             digest: expected,
             how: "downloaded",
         });
-        Ok((bytes, actual))
+        Ok((bytes, actual, inflating))
     }
 }
 
