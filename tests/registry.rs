@@ -133,10 +133,17 @@ fn pull_writes_any_format_and_refuses_a_tampered_blob_leaving_nothing() {
     ok(speck_in(dir.path()).args(["pull", &name, "-q", "--load", "docker", "-t", &format!("{tag}:1")]));
     assert_eq!(ok(sh(&format!("docker run --rm {tag}:1"))), "from the registry\n");
     let layout = dir.path().join("layout");
-    ok(speck_in(dir.path())
-        .args(["pull", &name, "-q", "--format", "oci", "-o"])
-        .arg(&layout));
-    assert!(layout.join("index.json").is_file());
+    let pulled: serde_json::Value = serde_json::from_str(&ok(speck_in(dir.path())
+        .args(["pull", &name, "-q", "--json", "--format", "oci", "-o"])
+        .arg(&layout)))
+    .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        pulled["reference"].as_str().unwrap().rsplit('@').next(),
+        index["manifests"][0]["digest"].as_str(),
+        "the layout holds the manifest the registry served, byte for byte"
+    );
+    assert_eq!(pulled["images"][0]["platform"], "linux/amd64");
 
     // Change the layer's bytes in the registry's storage: the registry serves them as
     // they are, and speck must refuse them.

@@ -92,6 +92,10 @@ pub struct PullArgs {
     /// What to pull: [registry/]repository[:tag][@digest].
     #[arg(value_name = "REFERENCE")]
     source: Reference,
+    /// Also print what was pulled as JSON on stdout: the digest reference, the bytes
+    /// downloaded, each image's platform and ID.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -317,8 +321,8 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
             images.push(pulled.image);
         }
     }
+    let bytes = repository.traffic().received.load(std::sync::atomic::Ordering::Relaxed);
     if !args.output.registry.quiet {
-        let bytes = repository.traffic().received.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!(
             "speck: pulled {}@{} ({} bytes, every digest verified)",
             args.source.full_tagged(),
@@ -330,7 +334,22 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
         digest: None,
         ..args.source.clone()
     };
-    emit(&ImageIndex::new(images), &args.output, &name.familiar_tagged())
+    let report = serde_json::json!({
+        "reference": format!("{}/{}@{}", name.registry, name.repository, pulled.digest),
+        "bytes": bytes,
+        "images": images
+            .iter()
+            .map(|image| serde_json::json!({
+                "platform": speck::measure::platform_name(image),
+                "id": image.config_blob().digest.to_string(),
+            }))
+            .collect::<Vec<_>>(),
+    });
+    emit(&ImageIndex::new(images), &args.output, &name.familiar_tagged())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }
 
 /// Progress bars on stderr for blobs of 1 MiB or more (indicatif hides them when stderr
