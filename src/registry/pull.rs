@@ -298,26 +298,31 @@ impl Repository {
                 _ => return Err(Failure::fatal(status_error(&what, reply))),
             }
             let mut reader = reply.body_mut().as_reader().take(size + 1 - bytes.len() as u64);
-            let mut buffer = vec![0u8; 256 << 10];
             loop {
-                let n = match reader.read(&mut buffer) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(e) => return Err(Failure::transient(RegistryError::Request(what.clone(), e.to_string()))),
-                };
-                hasher.update(&buffer[..n]);
+                // Read straight into the blob (no copy through a buffer); what arrived
+                // before an error is kept, hashed, and resumed after.
+                let start = bytes.len();
+                let read = (&mut reader).take(256 << 10).read_to_end(&mut bytes);
+                let arrived = &bytes[start..];
+                hasher.update(arrived);
                 // Bytes that do not inflate are reported once the digest is known to
                 // match: a tampered blob is named as such.
-                if let Some(Err(e)) = inflating.as_mut().map(|inflating| inflating.update(&buffer[..n])) {
+                if let Some(Err(e)) = inflating.as_mut().map(|inflating| inflating.update(arrived)) {
                     inflating = None;
                     broken = Some(e);
                 }
-                bytes.extend_from_slice(&buffer[..n]);
-                self.traffic().received.fetch_add(n as u64, Ordering::Relaxed);
+                self.traffic()
+                    .received
+                    .fetch_add(arrived.len() as u64, Ordering::Relaxed);
                 observe(Event::Progressed {
                     digest: expected,
                     done: bytes.len() as u64,
                 });
+                match read {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(Failure::transient(RegistryError::Request(what.clone(), e.to_string()))),
+                }
             }
         })?;
         let mismatch = |expected: String, actual: String| RegistryError::Mismatch {

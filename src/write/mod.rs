@@ -167,9 +167,23 @@ pub fn write(index: &ImageIndex, dest: &Path, options: &WriteOptions) -> Result<
                 for member in &members {
                     let path = dir.join(&member.path);
                     std::fs::create_dir_all(path.parent().expect("members are inside the layout"))?;
-                    std::fs::write(path, &member.bytes)?;
                 }
-                Ok(())
+                // Large files (layers, most of the time) are written on threads of their
+                // own; small ones at once.
+                let (large, small): (Vec<&Member>, Vec<&Member>) =
+                    members.iter().partition(|member| member.bytes.len() >= 1 << 20);
+                for member in small {
+                    std::fs::write(dir.join(&member.path), &member.bytes)?;
+                }
+                std::thread::scope(|scope| {
+                    let writers: Vec<_> = large
+                        .into_iter()
+                        .map(|member| scope.spawn(move || std::fs::write(dir.join(&member.path), &member.bytes)))
+                        .collect();
+                    writers
+                        .into_iter()
+                        .try_for_each(|writer| writer.join().expect("a file writer does not panic"))
+                })
             })
             .map(|()| Written {
                 bytes: total,
