@@ -7,9 +7,9 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use speck::compress::Effort;
 use speck::digest::Digest;
+use speck::image::document::Document;
 use speck::image::{Blob, Image, ImageIndex, ManifestForm, Platform, Reference};
-use speck::layer::{Compression, Layer};
-use speck::registry::pull::{DOCKER_MANIFEST, Platforms};
+use speck::registry::pull::Platforms;
 use speck::registry::push::{Pushed, Upload};
 use speck::registry::{Credentials, Event, Options, Repository, Store};
 use speck::write::Golf;
@@ -148,7 +148,7 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 (stored.image, manifest, media_type)
             }
             None => {
-                let image = for_the_wire(&stored.image);
+                let image = stored.image.with_gzip_layers(Effort::Default);
                 let manifest = image.oci_manifest();
                 (image, manifest, speck::image::media_type::OCI_MANIFEST)
             }
@@ -180,52 +180,7 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
 
 /// The manifest's media type, from its `mediaType` field (OCI when it has none).
 fn manifest_media_type(manifest: &Blob) -> &'static str {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Kind {
-        media_type: Option<String>,
-    }
-    match serde_json::from_slice::<Kind>(&manifest.bytes)
-        .ok()
-        .and_then(|k| k.media_type)
-    {
-        Some(kind) if kind == DOCKER_MANIFEST => DOCKER_MANIFEST,
-        _ => speck::image::media_type::OCI_MANIFEST,
-    }
-}
-
-/// The image with its uncompressed layers gzipped, as `docker push` sends them; the
-/// config, and so the image ID, is unchanged.
-fn for_the_wire(image: &Image) -> Image {
-    if image
-        .layers()
-        .iter()
-        .all(|layer| layer.compression() == Compression::Gzip)
-    {
-        return image.clone();
-    }
-    let layers = image
-        .layers()
-        .iter()
-        .map(|layer| match layer.compression() {
-            Compression::Gzip => layer.clone(),
-            Compression::None => Layer::from_tar(layer.blob().to_vec(), Compression::Gzip),
-        })
-        .collect();
-    Image::from_config_blob(image.config_blob().clone(), layers).expect("gzip keeps every diff_id")
-}
-
-/// The image with every layer gzipped at the smallest (zopfli), for golfed pushes.
-fn smallest_layers(image: &Image) -> anyhow::Result<Image> {
-    let layers = image
-        .layers()
-        .iter()
-        .map(|layer| {
-            let tar = layer.tar(u64::MAX)?;
-            Ok(Layer::from_tar_with(tar, Compression::Gzip, Effort::Smallest))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Image::from_config_blob(image.config_blob().clone(), layers)?)
+    serde_json::from_slice::<Document>(&manifest.bytes).map_or(speck::image::media_type::OCI_MANIFEST, |d| d.kind())
 }
 
 /// Pushes the images `--push` names, after they are written; prints the digest
@@ -239,7 +194,14 @@ pub fn push_built(
     args: &RegistryArgs,
 ) -> anyhow::Result<()> {
     let (wire, form) = match golf {
-        None => (index.images().iter().map(for_the_wire).collect(), ManifestForm::Full),
+        None => (
+            index
+                .images()
+                .iter()
+                .map(|image| image.with_gzip_layers(Effort::Default))
+                .collect(),
+            ManifestForm::Full,
+        ),
         Some(golf) => {
             let (config, manifest) = golf.wire_forms();
             if !args.quiet {
@@ -253,8 +215,8 @@ pub fn push_built(
             let smallest = images
                 .images()
                 .iter()
-                .map(smallest_layers)
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .map(|image| image.with_gzip_layers(Effort::Smallest))
+                .collect();
             (smallest, manifest)
         }
     };

@@ -6,6 +6,7 @@
 //! files, archives, engines or registries.
 
 pub mod config;
+pub mod document;
 pub mod platform;
 pub mod reference;
 
@@ -13,6 +14,7 @@ pub use config::Config;
 pub use platform::Platform;
 pub use reference::Reference;
 
+use crate::compress::Effort;
 use crate::digest::Digest;
 use crate::layer::{Compression, Layer};
 use serde::Serialize;
@@ -32,6 +34,10 @@ pub mod media_type {
     pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
     /// gzip OCI layer.
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// Docker's schema 2 manifest.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker's manifest list.
+    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 }
 
 /// Everything an image is made of, before it is frozen into an [`Image`].
@@ -265,6 +271,30 @@ impl Image {
     /// The same image with its config written in `form` (a new image ID).
     pub fn with_config_form(&self, form: ConfigForm) -> Image {
         self.spec.clone().build_as(form)
+    }
+
+    /// The same image (the same config, so the same ID) with every layer gzipped: plain
+    /// layers compressed, as `docker push` sends them; gzip layers kept, or compressed
+    /// again when `effort` is [`Effort::Smallest`].
+    pub fn with_gzip_layers(&self, effort: Effort) -> Image {
+        let layers = self
+            .layers()
+            .iter()
+            .map(|layer| match (layer.compression(), effort) {
+                (Compression::Gzip, Effort::Default) => layer.clone(),
+                _ => {
+                    let tar = layer.tar(u64::MAX).expect("a layer that inflated once inflates again");
+                    Layer::from_tar_with(tar, Compression::Gzip, effort)
+                }
+            })
+            .collect();
+        Image {
+            spec: ImageSpec {
+                layers,
+                ..self.spec.clone()
+            },
+            config_blob: self.config_blob.clone(),
+        }
     }
 
     /// The platform the image runs on.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The OS and CPU an image runs on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub struct Platform {
     /// `linux` for everything speck builds.
     pub os: String,

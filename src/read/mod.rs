@@ -9,6 +9,7 @@
 use crate::compress::Codec;
 use crate::digest::Digest;
 use crate::engine::{self, Engine};
+use crate::image::document::{Described, Document};
 use crate::image::{Blob, Image, ImageReadError};
 use crate::layer::{Entry, Layer, LayerReadError};
 use serde::Deserialize;
@@ -394,16 +395,6 @@ fn docker_archive(files: &Files) -> Result<Vec<Stored>, Problem> {
         .collect()
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
 fn blob_path(digest: &str) -> Result<String, Problem> {
     match digest.split_once(':') {
         Some((algorithm, hex)) if !hex.contains('/') => Ok(format!("blobs/{algorithm}/{hex}")),
@@ -412,41 +403,28 @@ fn blob_path(digest: &str) -> Result<String, Problem> {
 }
 
 fn oci_layout(files: &Files) -> Result<Vec<Stored>, Problem> {
-    #[derive(Deserialize)]
-    struct Index {
-        manifests: Vec<Descriptor>,
-    }
-    #[derive(Deserialize)]
-    struct Manifest {
-        config: Descriptor,
-        #[serde(default)]
-        layers: Vec<Descriptor>,
-    }
-    let index: Index =
+    let index: Document =
         serde_json::from_slice(file(files, "index.json")?).map_err(|e| Problem::Json("index.json", e))?;
-    let mut pending: Vec<Descriptor> = index.manifests;
+    let mut pending: Vec<Described> = index.manifests.unwrap_or_default();
     let mut images = Vec::new();
     while let Some(descriptor) = pending.pop() {
         let path = blob_path(&descriptor.digest)?;
         let bytes = file(files, &path)?;
         verified(&path, bytes, Some(&descriptor.digest))?;
-        if descriptor.media_type.contains("index") || descriptor.media_type.contains("manifest.list") {
-            let nested: Index = serde_json::from_slice(bytes).map_err(|e| Problem::Json("an image index", e))?;
-            pending.extend(nested.manifests);
+        let document: Document = serde_json::from_slice(bytes).map_err(|e| Problem::Json("a manifest or index", e))?;
+        if let Some(nested) = document.manifests {
+            pending.extend(nested);
             continue;
         }
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Problem::Json("a manifest", e))?;
-        let layers = manifest
+        let config = document
+            .config
+            .ok_or_else(|| Problem::Other(format!("the manifest {path} has no config")))?;
+        let layers = document
             .layers
             .iter()
             .map(|layer| Ok((blob_path(&layer.digest)?, Some(layer.digest.clone()))))
             .collect::<Result<Vec<_>, Problem>>()?;
-        let mut stored = image(
-            files,
-            &blob_path(&manifest.config.digest)?,
-            Some(&manifest.config.digest),
-            &layers,
-        )?;
+        let mut stored = image(files, &blob_path(&config.digest)?, Some(&config.digest), &layers)?;
         stored.manifest = Some(Blob::new(bytes.to_vec()));
         stored.tags = descriptor
             .annotations

@@ -35,8 +35,8 @@ pub enum RegistryError {
         /// Why.
         source: Box<ureq::Error>,
     },
-    /// A request could not be made at all.
-    #[error("cannot make the request {0}: {1}")]
+    /// A request could not be made, or its answer not read.
+    #[error("{0}: {1}")]
     Request(String, String),
     /// Every attempt failed with something that may be transient.
     #[error("{what}: gave up after {attempts} attempts; the last failure: {last}")]
@@ -127,9 +127,22 @@ impl Default for Options {
     }
 }
 
+/// How a blob transfer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent to the registry.
+    Uploaded,
+    /// The registry had it already.
+    Existed,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Fetched from the registry.
+    Downloaded,
+}
+
 /// What a transfer is doing, for progress displays.
 #[derive(Clone, Copy, Debug)]
-pub enum Event<'a> {
+pub enum Event {
     /// A blob transfer begins.
     Started {
         /// The blob.
@@ -144,12 +157,12 @@ pub enum Event<'a> {
         /// Bytes done.
         done: u64,
     },
-    /// The blob is done: `how` says `uploaded`, `exists`, `mounted` or `downloaded`.
+    /// The blob is done.
     Finished {
         /// The blob.
         digest: Digest,
-        /// What happened.
-        how: &'a str,
+        /// How.
+        outcome: Outcome,
     },
 }
 

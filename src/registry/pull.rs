@@ -4,20 +4,16 @@
 //! against the config's `rootfs.diff_ids`.
 
 use super::transport::{Failure, header, status_error};
-use super::{Event, Observer, RegistryError, Repository, parallel};
+use super::{Event, Observer, Outcome, RegistryError, Repository, parallel};
 use crate::digest::Digest;
-use crate::image::{Blob, Image, Platform, Reference, media_type};
+use crate::image::document::{Described, Document};
+use crate::image::media_type::{self, DOCKER_LIST, DOCKER_MANIFEST};
+use crate::image::{Blob, Image, Platform, Reference};
 use crate::layer::{Entry, Inflating, Layer};
-use serde::Deserialize;
 use sha2::Digest as _;
 use std::io::Read as _;
 use std::sync::atomic::Ordering;
 use ureq::http::Method;
-
-/// Docker's schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker's manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The most bytes a manifest or index may have (registries cap them at 4 MiB).
 const MANIFEST_LIMIT: u64 = 4 << 20;
@@ -55,37 +51,6 @@ pub enum Platforms {
     These(Vec<Platform>),
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    platform: Option<IndexPlatform>,
-}
-
-#[derive(Deserialize)]
-struct IndexPlatform {
-    architecture: String,
-    os: String,
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Document {
-    #[serde(default)]
-    schema_version: u32,
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
 impl Repository {
     /// Pulls what `reference` names (its digest if it has one, else its tag), keeping
     /// the platforms asked for from an index; reads each layer's entries when
@@ -104,7 +69,7 @@ impl Repository {
         let (top, media_type, document) = self.manifest(&name, reference.digest.as_deref())?;
         let manifests: Vec<(Blob, &'static str, Document)> = match document.manifests {
             Some(listed) => {
-                let chosen: Vec<&Descriptor> = listed.iter().filter(|d| wanted(d, platforms)).collect();
+                let chosen: Vec<&Described> = listed.iter().filter(|d| wanted(d, platforms)).collect();
                 if chosen.is_empty() {
                     return Err(RegistryError::Manifest {
                         reference: reference.to_string(),
@@ -113,7 +78,7 @@ impl Repository {
                             describe(platforms),
                             listed
                                 .iter()
-                                .filter_map(platform_of)
+                                .filter_map(|d| d.platform.as_ref())
                                 .map(|p| p.to_string())
                                 .collect::<Vec<_>>()
                                 .join(", ")
@@ -195,12 +160,7 @@ impl Repository {
                 "it is a schema 1 manifest (deprecated); speck reads Docker schema 2 and OCI",
             ));
         }
-        let media_type = match (document.media_type.as_deref(), &document.manifests) {
-            (Some(DOCKER_MANIFEST), _) => DOCKER_MANIFEST,
-            (Some(DOCKER_LIST), _) => DOCKER_LIST,
-            (_, Some(_)) => media_type::OCI_INDEX,
-            _ => media_type::OCI_MANIFEST,
-        };
+        let media_type = document.kind();
         Ok((blob, media_type, document))
     }
 
@@ -265,7 +225,7 @@ impl Repository {
     /// `Inflating` only needs finishing.
     fn fetch_blob(
         &self,
-        descriptor: &Descriptor,
+        descriptor: &Described,
         inflate: bool,
         observe: Observer,
     ) -> Result<(Vec<u8>, Digest, Option<Inflating>), RegistryError> {
@@ -348,25 +308,17 @@ impl Repository {
         }
         observe(Event::Finished {
             digest: expected,
-            how: "downloaded",
+            outcome: Outcome::Downloaded,
         });
         Ok((bytes, actual, inflating))
     }
 }
 
-fn platform_of(descriptor: &Descriptor) -> Option<Platform> {
-    descriptor.platform.as_ref().map(|p| Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    })
-}
-
 /// Whether an index entry is wanted: attestation manifests (platform unknown/unknown)
 /// never are.
-fn wanted(descriptor: &Descriptor, platforms: &Platforms) -> bool {
-    let Some(platform) = platform_of(descriptor) else {
-        return matches!(platforms, Platforms::All) && !descriptor.media_type.contains("index");
+fn wanted(descriptor: &Described, platforms: &Platforms) -> bool {
+    let Some(platform) = &descriptor.platform else {
+        return matches!(platforms, Platforms::All) && !descriptor.is_index();
     };
     if platform.os == "unknown" {
         return false;

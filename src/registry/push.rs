@@ -4,7 +4,7 @@
 //! with the exact bytes whose digest the image was given.
 
 use super::transport::{Failure, header, status_error, transient};
-use super::{Event, Observer, RegistryError, Repository, parallel};
+use super::{Event, Observer, Outcome, RegistryError, Repository, parallel};
 use crate::digest::Digest;
 use crate::image::{Blob, Descriptor, Image, ImageIndex, ManifestForm, index_json, media_type};
 use std::sync::atomic::Ordering;
@@ -112,37 +112,40 @@ impl Repository {
         observe: Observer,
     ) -> Result<Pushed, RegistryError> {
         let outcomes = parallel(self.options.jobs, &upload.blobs, |(digest, bytes)| {
-            let how = self.push_blob(*digest, bytes, mount_from, observe)?;
-            observe(Event::Finished { digest: *digest, how });
-            Ok(how)
+            let outcome = self.push_blob(*digest, bytes, mount_from, observe)?;
+            observe(Event::Finished {
+                digest: *digest,
+                outcome,
+            });
+            Ok(outcome)
         })?;
         for (manifest, media_type) in &upload.manifests {
             self.put_manifest(manifest, media_type, &manifest.digest.to_string())?;
         }
         let (top, media_type) = &upload.top;
         self.put_manifest(top, media_type, tag.unwrap_or(&top.digest.to_string()))?;
-        let count = |how: &str| outcomes.iter().filter(|outcome| **outcome == how).count();
+        let count = |wanted: Outcome| outcomes.iter().filter(|outcome| **outcome == wanted).count();
         Ok(Pushed {
             digest: top.digest.to_string(),
-            uploaded: count("uploaded"),
-            existed: count("exists"),
-            mounted: count("mounted"),
+            uploaded: count(Outcome::Uploaded),
+            existed: count(Outcome::Existed),
+            mounted: count(Outcome::Mounted),
             bytes_sent: self.traffic().sent.load(Ordering::Relaxed),
         })
     }
 
-    /// One blob: `exists`, `mounted` or `uploaded`.
+    /// Sends one blob unless the registry has it or can mount it; says which happened.
     fn push_blob(
         &self,
         digest: Digest,
         bytes: &[u8],
         mount_from: Option<&str>,
         observe: Observer,
-    ) -> Result<&'static str, RegistryError> {
+    ) -> Result<Outcome, RegistryError> {
         let url = self.api(&format!("blobs/{digest}"));
         let reply = self.transport.send(Method::HEAD, &url, &[], &[])?;
         if reply.status() == 200 {
-            return Ok("exists");
+            return Ok(Outcome::Existed);
         }
         if reply.status() != 404 {
             return Err(status_error(&format!("HEAD {url}"), reply));
@@ -156,7 +159,7 @@ impl Repository {
             let mount = self.api(&format!("blobs/uploads/?mount={digest}&from={from}"));
             let reply = self.transport.send(Method::POST, &mount, &[], &[])?;
             match reply.status().as_u16() {
-                201 => return Ok("mounted"),
+                201 => return Ok(Outcome::Mounted),
                 // A registry that cannot mount starts an upload instead, as the spec
                 // allows: use it.
                 202 => session = header(&reply, "location").map(|location| self.transport.url(&location)),
@@ -168,7 +171,7 @@ impl Repository {
         } else {
             self.upload_chunks(session, digest, bytes, observe)?;
         }
-        Ok("uploaded")
+        Ok(Outcome::Uploaded)
     }
 
     /// Starts an upload session; its location.

@@ -240,7 +240,7 @@ impl Transport {
                 return Err(Failure::fatal(self.unauthorized(reply)));
             }
             if transient(reply.status().as_u16()) {
-                let retry_after = header(&reply, "retry-after").and_then(|value| parse_retry_after(&value));
+                let retry_after = header(&reply, "retry-after").map(|value| parse_retry_after(&value));
                 let error = status_error(&format!("{method} {url}"), reply);
                 return Err(Failure {
                     error,
@@ -486,8 +486,8 @@ pub(crate) fn header(reply: &Reply, name: &str) -> Option<String> {
 
 /// `Retry-After` in seconds; the HTTP-date form, rare from registries, is taken as one
 /// second.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    Some(Duration::from_secs(value.trim().parse().unwrap_or(1)))
+fn parse_retry_after(value: &str) -> Duration {
+    Duration::from_secs(value.trim().parse().unwrap_or(1))
 }
 
 /// `Bearer realm="...",service="...",scope="a,b"` → ("Bearer", [(realm, ...), ...]).
@@ -596,7 +596,11 @@ mod tests {
         assert_eq!(retry.delay(9, None), Duration::from_secs(2));
         assert_eq!(retry.delay(1, Some(Duration::from_secs(1))), Duration::from_secs(1));
         assert_eq!(retry.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2));
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("3"), Duration::from_secs(3));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT"),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
