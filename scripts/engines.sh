@@ -12,7 +12,7 @@ set -euo pipefail
 
 STATE=${SPECK_ENGINES_STATE:-/tmp/speck-engines}
 REGISTRY_ADDR=127.0.0.1:5000
-PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user curl util-linux)
+PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user curl util-linux gcc-multilib)
 COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 ctr curl unshare nsenter setpriv)
 
 say() { echo "engines: $*" >&2; }
@@ -24,6 +24,8 @@ as_root() {
 install_missing() {
   local missing=()
   for cmd in "${COMMANDS[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
+  # gcc -m32 (speck pack's 32-bit test program) has no command of its own to look for
+  [ -e /usr/lib32/crt1.o ] || missing+=("gcc-multilib")
   [ ${#missing[@]} -eq 0 ] && return
   say "installing (missing: ${missing[*]})"
   as_root apt-get update -qq

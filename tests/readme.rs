@@ -48,7 +48,7 @@ fn every_readme_example_runs_and_prints_what_it_says() {
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_speck")).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let _cleanup = Cleanup(vec![
-        "docker rmi -f hello:latest app:1 pause:1 three:1 pause:tiny golfed:1".into(),
+        "docker rmi -f hello:latest app:1 pause:1 three:1 pause:tiny golfed:1 curl:speck py:speck".into(),
         "docker rm -f speck-pause".into(),
         "podman rmi -f localhost/app:2 localhost/pause:golf".into(),
         "docker images -q localhost:5000/hi | xargs -r docker rmi -f".into(),

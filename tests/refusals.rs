@@ -66,18 +66,18 @@ fn a_script_needs_its_interpreter_in_the_image() {
 }
 
 #[test]
-fn a_dynamic_program_needs_its_interpreter_in_the_image() {
+fn a_dynamic_program_needs_its_interpreter_in_the_root() {
     let dir = workdir();
+    let empty = dir.path().join("empty-root");
+    std::fs::create_dir(&empty).unwrap();
     // /bin/ls on this Debian machine is dynamically linked against glibc.
-    let stderr = refused(dir.path(), &["/bin/ls"]);
+    let stderr = refused(dir.path(), &["/bin/ls", "--root", empty.to_str().unwrap()]);
     assert_mentions(
         &stderr,
         &[
-            "/bin/ls",
-            "dynamically linked",
-            "/lib64/ld-linux-x86-64.so.2",
-            "not in the image",
-            "Link it statically",
+            "/ls needs its interpreter /lib64/ld-linux-x86-64.so.2",
+            "is not present in --root",
+            "install the C library",
         ],
     );
 }

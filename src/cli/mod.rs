@@ -4,11 +4,13 @@
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use registry::RegistryArgs;
-use speck::collect::{PackRequest, Source};
+use speck::collect::closure::Root;
+use speck::collect::runtime::RuntimeFiles;
+use speck::collect::{PackRequest, Source, Why, sbom};
 use speck::engine::{self, Engine};
 use speck::forge::{Arch, exit, hello, http, init, pause};
 use speck::image::{Config, ImageIndex, ImageSpec, Platform, Reference, config};
-use speck::layer::{Compression, Entry, Layer, LayerOptions, TarForm};
+use speck::layer::{Compression, Entry, EntryKind, Layer, LayerOptions, TarForm};
 use speck::write::{self, Compress, Format, Golf, WriteOptions};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -189,13 +191,89 @@ struct PackArgs {
     /// The program to run (a path in the image).
     #[arg(long, value_name = "PATH")]
     entrypoint: Option<String>,
-    /// Default arguments for the program (the image's Cmd).
+    /// Default arguments for the program (the image's Cmd); with --trace, also the
+    /// arguments of the traced run.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+    #[command(flatten)]
+    contents: ContentsArgs,
     #[command(flatten)]
     config: ConfigArgs,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// What `speck pack` puts in the image beyond the files named, and how it reports it.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Contents")]
+struct ContentsArgs {
+    /// Read the interpreter, libraries, --include paths and runtime files from this
+    /// tree (a sysroot, an unpacked image) instead of this machine.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Search these directories for libraries before DT_RUNPATH, as LD_LIBRARY_PATH
+    /// would (colon-separated; the image gets an /etc/ld.so.cache naming what they gave).
+    #[arg(long, value_name = "DIR[:DIR...]", value_delimiter = ':')]
+    library_path: Vec<String>,
+    /// Add a file or tree of the root (or this machine) at the same path, with the
+    /// symlinks on the way (repeatable).
+    #[arg(long, value_name = "PATH")]
+    include: Vec<String>,
+    /// Run the program once here, under ptrace, with the arguments after --, and add
+    /// every file it opened or executed. Tracing only sees the paths that run exercised:
+    /// code paths, locales or plugins it did not reach will be missing.
+    #[arg(long)]
+    trace: bool,
+    /// Strip symbols, debug sections and section headers from every ELF file in the
+    /// image (copies only; files with appended data are left alone).
+    #[arg(long)]
+    strip: bool,
+    /// Print each path of the image with its size and why it is there, and the total.
+    #[arg(long)]
+    why: bool,
+    /// Write an SPDX 2.3 JSON document listing every file with its checksums and the
+    /// Debian package it came from.
+    #[arg(long, value_name = "FILE")]
+    sbom: Option<PathBuf>,
+    /// Add the CA certificate bundle (for TLS clients).
+    #[arg(long)]
+    ca_certs: bool,
+    /// Add time zone data: every zone, or only those listed (--tzdata=Europe/Paris,UTC).
+    #[arg(long, value_name = "ZONE,...", num_args = 0..=1, require_equals = true, value_delimiter = ',', default_missing_value = "")]
+    tzdata: Option<Vec<String>>,
+    /// Write /etc/passwd and /etc/group with this account and root, and run as it
+    /// unless --user says otherwise: nonroot (65532), root, or NAME:UID.
+    #[arg(long, value_name = "ACCOUNT")]
+    passwd: Option<speck::collect::runtime::Account>,
+    /// Add /tmp (mode 1777).
+    #[arg(long)]
+    tmp: bool,
+    /// Add /etc/os-release, so vulnerability scanners recognise the distribution the
+    /// files came from. Trade-off: without it scanners may report nothing at all; with it
+    /// they match the distribution's advisories, but list only packages they can find,
+    /// and the image claims to be that distribution.
+    #[arg(long)]
+    os_release: bool,
+    /// Add /etc/nsswitch.conf (files, then DNS for hosts), /etc/hosts and, on glibc
+    /// before 2.34, the NSS modules they need: for programs that look up users or hosts.
+    #[arg(long)]
+    nss: bool,
+}
+
+impl ContentsArgs {
+    fn runtime(&self) -> RuntimeFiles {
+        RuntimeFiles {
+            ca_certs: self.ca_certs,
+            tzdata: self
+                .tzdata
+                .as_ref()
+                .map(|zones| zones.iter().filter(|z| !z.is_empty()).cloned().collect()),
+            passwd: self.passwd.clone(),
+            tmp: self.tmp,
+            os_release: self.os_release,
+            nss: self.nss,
+        }
+    }
 }
 
 /// How the container runs: shared by every command that makes an image.
@@ -544,16 +622,71 @@ fn run_pack(args: PackArgs) -> anyhow::Result<()> {
             .as_ref()
             .unwrap_or(&args.sources[0].host),
     );
-    let image = speck::collect::pack(PackRequest {
+    let contents = &args.contents;
+    let layer = args.output.layer_options();
+    let mtime = layer.mtime;
+    let packed = speck::collect::pack(PackRequest {
         sources: args.sources,
         entrypoint: args.entrypoint,
         args: args.args,
         config: args.config.config(),
         platform: args.output.single_platform()?,
-        layer: args.output.layer_options(),
+        layer,
         annotations: args.config.annotations(),
+        root: contents.root.clone(),
+        library_path: contents.library_path.clone(),
+        include: contents.include.clone(),
+        runtime: contents.runtime(),
+        trace: contents.trace,
+        strip: contents.strip,
     })?;
-    emit(&image.into(), &args.output, &default_name)
+    if contents.trace {
+        let traced = packed.contents.iter().filter(|c| c.why == Why::Traced).count();
+        eprintln!("speck: the traced run added {traced} files; tracing only sees the paths that run exercised");
+    }
+    if contents.why {
+        eprint!("{}", why_report(&packed.contents));
+    }
+    if let Some(path) = &contents.sbom {
+        let root = Root::new(contents.root.clone().unwrap_or_else(|| "/".into()));
+        let digest = packed.image.config_blob().digest.to_string();
+        let document = sbom::spdx(
+            &default_name,
+            &digest,
+            mtime,
+            &packed.contents,
+            &root,
+            &sbom::Dpkg::read(&root),
+        );
+        let bytes = serde_json::to_vec_pretty(&document)?;
+        write::replace_file(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    emit(&packed.image.into(), &args.output, &default_name)
+}
+
+/// `--why`: one line per path (size, path, reason), then the total of file bytes.
+fn why_report(contents: &[speck::collect::Content]) -> String {
+    let mut report = String::new();
+    let mut total = 0;
+    for content in contents {
+        let size = content.entry.content_len();
+        total += size;
+        let kind = match &content.entry.kind {
+            EntryKind::Symlink(target) => format!(" -> {target}"),
+            EntryKind::Dir => "/".into(),
+            _ => String::new(),
+        };
+        let stripped = content
+            .unstripped
+            .map(|before| format!(" (stripped from {before})"))
+            .unwrap_or_default();
+        report.push_str(&format!(
+            "{size:>10}  /{}{kind}  {}{stripped}\n",
+            content.path, content.why
+        ));
+    }
+    report.push_str(&format!("{total:>10}  total, {} paths\n", contents.len()));
+    report
 }
 
 fn run_size(args: SizeArgs) -> anyhow::Result<()> {

@@ -4,11 +4,17 @@
 //! Reads the host; never writes. Host owners, times and names never reach an entry:
 //! every entry is owned by root and the layer stamps one time on all of them.
 
+pub mod closure;
 pub mod executable;
 pub mod kernel_elf;
+pub mod ld_cache;
 mod pack;
+pub mod runtime;
+pub mod sbom;
+pub mod strip;
+pub mod trace;
 
-pub use pack::{PackError, PackRequest, pack};
+pub use pack::{Content, PackError, PackRequest, Packed, Why, pack};
 
 use crate::layer::{Entry, EntryKind, PathError, image_path};
 use std::collections::BTreeMap;
@@ -98,6 +104,8 @@ pub struct Gathered {
     pub entries: Vec<Entry>,
     /// The files named directly, in argument order: entrypoint candidates.
     pub top_level: Vec<TopLevelFile>,
+    /// The host file each file entry was read from, by image path.
+    pub hosts: BTreeMap<String, PathBuf>,
 }
 
 /// Reads every source into entries. Top-level symlinks are followed (as `docker cp` and
@@ -124,9 +132,17 @@ pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
             });
         }
     }
-    let Gatherer { mut entries, inodes } = gatherer;
+    let Gatherer {
+        mut entries,
+        inodes,
+        hosts,
+    } = gatherer;
     inodes.link(&mut entries);
-    Ok(Gathered { entries, top_level })
+    Ok(Gathered {
+        entries,
+        top_level,
+        hosts,
+    })
 }
 
 fn read_error(path: &Path, cause: std::io::Error) -> CollectError {
@@ -164,6 +180,7 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
 struct Gatherer {
     entries: Vec<Entry>,
     inodes: Inodes,
+    hosts: BTreeMap<String, PathBuf>,
 }
 
 impl Gatherer {
@@ -188,6 +205,7 @@ impl Gatherer {
         if meta.nlink() > 1 {
             self.inodes.seen((meta.dev(), meta.ino()), dest);
         }
+        self.hosts.insert(dest.to_owned(), host.to_path_buf());
         self.push(host, Entry::file(dest, mode_of(meta), bytes))
     }
 

@@ -1,10 +1,17 @@
-//! `speck pack`: host files into a FROM-scratch image, refusing what cannot run there.
+//! `speck pack`: host files into a FROM-scratch image, with everything a dynamic program
+//! needs to start, the runtime files asked for, and a reason for every file; refusing
+//! what cannot run there.
 
+use super::closure::{ClosureError, ElfDeps, Found, FoundKind, Loader, Need, Place, Root, Start};
 use super::executable::{ElfFacts, Executable};
-use super::{CollectError, Gathered, Source, gather};
+use super::runtime::{self, RuntimeError, RuntimeFile, RuntimeFiles};
+use super::trace::{self, TraceError};
+use super::{CollectError, Gathered, Source, gather, ld_cache, strip};
 use crate::image::{Config, Image, ImageSpec, Platform};
-use crate::layer::{Entry, EntryKind, Layer, LayerOptions, TarError, image_path};
+use crate::layer::{Entry, EntryKind, Layer, LayerOptions, TarError, canonical, image_path, resolve};
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 
 /// What to pack and how the image should run it.
 #[derive(Clone, Debug)]
@@ -23,6 +30,87 @@ pub struct PackRequest {
     pub layer: LayerOptions,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
+    /// Where libraries, `--include` paths and runtime files are read (`/` by default).
+    pub root: Option<PathBuf>,
+    /// Directories searched as `LD_LIBRARY_PATH` would be (`--library-path`).
+    pub library_path: Vec<String>,
+    /// Paths of the root added as they are (files, trees, with their links).
+    pub include: Vec<String>,
+    /// Runtime files asked for.
+    pub runtime: RuntimeFiles,
+    /// Run the program with `args` under ptrace and add what it opened.
+    pub trace: bool,
+    /// Strip symbols, debug sections and section headers from ELF files.
+    pub strip: bool,
+}
+
+/// A packed image and what is in it.
+#[derive(Clone, Debug)]
+pub struct Packed {
+    /// The image.
+    pub image: Image,
+    /// Every file, link and directory in the layer, in path order, with its reason.
+    pub contents: Vec<Content>,
+    /// The traced run's exit status, when `--trace` ran the program.
+    pub trace_status: Option<i32>,
+}
+
+/// One path of a packed image.
+#[derive(Clone, Debug)]
+pub struct Content {
+    /// The image path (relative).
+    pub path: String,
+    /// What stands there.
+    pub entry: Entry,
+    /// Why it is there.
+    pub why: Why,
+    /// The host file it was read from, if any.
+    pub host: Option<PathBuf>,
+    /// Its size before `--strip`, if stripping changed it.
+    pub unstripped: Option<u64>,
+}
+
+/// Why a path is in a packed image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Named on the command line.
+    Argument,
+    /// The `PT_INTERP` of this image path.
+    Interpreter(String),
+    /// A `DT_NEEDED` library of this image path.
+    Library(String),
+    /// A symlink on the way to this image path.
+    Link(String),
+    /// Opened by the traced run.
+    Traced,
+    /// `--include`.
+    Included,
+    /// A runtime option (`--ca-certs`, ...) or speck's own addition.
+    Option(&'static str),
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Argument => write!(f, "argument"),
+            Why::Interpreter(of) => write!(f, "interpreter of /{of}"),
+            Why::Library(of) => write!(f, "needed by /{of}"),
+            Why::Link(to) => write!(f, "link to /{to}"),
+            Why::Traced => write!(f, "opened by the traced run"),
+            Why::Included => write!(f, "--include"),
+            Why::Option(option) => write!(f, "{option}"),
+        }
+    }
+}
+
+impl From<Need> for Why {
+    fn from(need: Need) -> Self {
+        match need {
+            Need::Interpreter(of) => Why::Interpreter(of),
+            Need::Library(of) => Why::Library(of),
+            Need::Link(to) => Why::Link(to),
+        }
+    }
 }
 
 /// Why an image was not packed. Each message names the file and what to do.
@@ -60,9 +148,9 @@ pub enum PackError {
         /// Its `#!` interpreter.
         interpreter: String,
     },
-    /// A dynamically linked ELF whose interpreter is not packed.
+    /// A dynamically linked ELF whose interpreter is not in the image after all.
     #[error(
-        "{file} is dynamically linked and needs its interpreter {interpreter}, which is not in the image. Link it statically (Go: CGO_ENABLED=0; C: -static; Rust: a musl target), or add the interpreter and its libraries as FILE:PATH arguments; automatic library collection is planned for speck pack"
+        "{file} is dynamically linked and needs its interpreter {interpreter}, which is not in the image: add it as a FILE:PATH argument, or link the program statically"
     )]
     MissingInterpreter {
         /// The program.
@@ -92,6 +180,39 @@ pub enum PackError {
         /// The platform asked for.
         asked: String,
     },
+    /// A library or interpreter could not be found.
+    #[error(transparent)]
+    Closure(#[from] ClosureError),
+    /// A runtime file's source is missing.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The traced run could not be started.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// The traced run failed, so what it opened is likely not what the image needs.
+    #[error(
+        "the traced run of {program} exited with status {status}, so its file list is likely incomplete: fix the arguments after -- until the program succeeds"
+    )]
+    TraceFailed {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: i32,
+    },
+    /// `--trace` with `--root`: the program would run on this machine, not in the root.
+    #[error("--trace runs the program on this machine, so it cannot be combined with --root")]
+    TraceWithRoot,
+    /// `--trace` of a program packed from inside a directory argument.
+    #[error("--trace needs the program named directly on the command line (FILE[:PATH]); {0} came from a directory")]
+    TraceNeedsFile(String),
+    /// An `--include` path that is not in the root.
+    #[error("--include {path}: nothing there in {root}")]
+    IncludeMissing {
+        /// The path.
+        path: String,
+        /// The root.
+        root: String,
+    },
     /// An ELF machine speck has no platform name for.
     #[error(
         "{file} is an ELF program for {machine} (e_machine {number}), which speck cannot name as a platform: give --platform"
@@ -107,24 +228,48 @@ pub enum PackError {
 }
 
 /// Packs the request into a single-layer image.
-pub fn pack(request: PackRequest) -> Result<Image, PackError> {
-    let Gathered { mut entries, top_level } = gather(&request.sources)?;
+pub fn pack(request: PackRequest) -> Result<Packed, PackError> {
+    let Gathered {
+        entries,
+        top_level,
+        hosts,
+    } = gather(&request.sources)?;
+    let root = Root::new(request.root.clone().unwrap_or_else(|| "/".into()));
+    let mut tree = Tree::new(entries, hosts, root.clone());
+    for path in &request.include {
+        tree.add_from_root(&root, path, &Why::Included, true)?;
+    }
     let mut config = request.config;
     let mut platform = request.platform.clone();
     let entrypoint = match &request.entrypoint {
         Some(path) => Some(image_path(path).map_err(|_| PackError::EntrypointMissing(path.clone()))?),
-        None => single_program(&entries, &top_level)?,
+        None => single_program(&tree.entries, &top_level)?,
     };
+    let name_of = |image_path: &str| {
+        top_level
+            .iter()
+            .find(|f| f.path == image_path)
+            .map_or_else(|| format!("/{image_path}"), |f| f.host.display().to_string())
+    };
+    let mut trace_status = None;
+    if request.trace {
+        let program = entrypoint
+            .as_deref()
+            .ok_or(PackError::EntrypointMissing("(none)".into()))?;
+        trace_status = Some(tree.add_traced(program, &request.args, &config.env, request.root.is_some(), &name_of)?);
+    }
+    tree.add_runtime(&request.runtime, &root)?;
+    let loader = Loader::new(root, request.library_path.clone());
+    if request.runtime.nss {
+        tree.add_nss_modules(&loader);
+    }
+    tree.add_closure(&loader)?;
     if let Some(path) = entrypoint {
-        let name_of = |image_path: &str| {
-            top_level
-                .iter()
-                .find(|f| f.path == image_path)
-                .map_or_else(|| format!("/{image_path}"), |f| f.host.display().to_string())
-        };
-        let index: BTreeMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let resolved = resolve(&index, &path).ok_or_else(|| PackError::EntrypointMissing(format!("/{path}")))?;
+        let resolved = tree
+            .resolve(&path)
+            .ok_or_else(|| PackError::EntrypointMissing(format!("/{path}")))?;
         let file = name_of(&resolved);
+        let index = tree.index();
         let EntryKind::File(bytes) = &index[resolved.as_str()].kind else {
             return Err(PackError::NotAProgram {
                 file,
@@ -134,14 +279,28 @@ pub fn pack(request: PackRequest) -> Result<Image, PackError> {
         let executable = Executable::of(bytes);
         let elf = check_runnable(&file, &executable, &index)?;
         platform = Some(agree(&file, elf, request.platform)?);
-        make_executable(&mut entries, &resolved);
+        make_executable(&mut tree.entries, &resolved);
         config.entrypoint = Some(vec![format!("/{path}")]);
+    }
+    if let Some(account) = &request.runtime.passwd
+        && config.user.is_none()
+    {
+        config.user = Some(account.name.clone());
     }
     if !request.args.is_empty() {
         config.cmd = Some(request.args);
     }
+    if config
+        .user
+        .as_deref()
+        .is_some_and(|user| !matches!(user.split(':').next(), Some("0" | "root")))
+    {
+        tree.add_parent_dirs();
+    }
+    let contents = tree.contents(request.strip);
+    let entries: Vec<Entry> = contents.iter().map(|c| c.entry.clone()).collect();
     let layer = Layer::build(&entries, &request.layer)?;
-    Ok(ImageSpec {
+    let image = ImageSpec {
         platform: platform.unwrap_or_else(Platform::host),
         config,
         layers: vec![layer],
@@ -149,7 +308,296 @@ pub fn pack(request: PackRequest) -> Result<Image, PackError> {
         created_by: "speck pack".into(),
         annotations: request.annotations,
     }
-    .build())
+    .build();
+    Ok(Packed {
+        image,
+        contents,
+        trace_status,
+    })
+}
+
+/// The image being assembled: its entries, and for each path why it is there and which
+/// host file it came from. The first reason for a path wins; the user's files first.
+struct Tree {
+    entries: Vec<Entry>,
+    origins: BTreeMap<String, (Why, Option<PathBuf>)>,
+    root: Root,
+}
+
+impl Tree {
+    fn new(entries: Vec<Entry>, hosts: BTreeMap<String, PathBuf>, root: Root) -> Tree {
+        let origins = entries
+            .iter()
+            .map(|e| (e.path.clone(), (Why::Argument, hosts.get(&e.path).cloned())))
+            .collect();
+        Tree { entries, origins, root }
+    }
+
+    fn index(&self) -> BTreeMap<&str, &Entry> {
+        self.entries.iter().map(|e| (e.path.as_str(), e)).collect()
+    }
+
+    /// The entry a path names, following the image's own symlinks.
+    fn resolve(&self, path: &str) -> Option<String> {
+        resolve(&self.index(), path)
+    }
+
+    /// Adds an entry where the image's links put it: `lib/x` lands in `usr/lib/x` once
+    /// the image has `lib -> usr/lib`, as it would on a merged-/usr system.
+    fn push(&mut self, mut entry: Entry, why: Why, host: Option<PathBuf>) {
+        entry.path = self.placed(&entry.path);
+        self.origins.insert(entry.path.clone(), (why, host));
+        self.entries.push(entry);
+    }
+
+    /// A path with the links among its parent directories followed.
+    fn placed(&self, path: &str) -> String {
+        let Some((parent, name)) = path.rsplit_once('/') else {
+            return path.to_owned();
+        };
+        match canonical(&self.index(), parent) {
+            Some(parent) if !parent.is_empty() => format!("{parent}/{name}"),
+            Some(_) => name.to_owned(),
+            None => path.to_owned(),
+        }
+    }
+
+    /// Adds a symlink the root has, unless it is there; what the image already has below
+    /// it moves to where the link leads.
+    fn add_link(&mut self, link: &str, target: &str, why: Why) -> Result<(), PackError> {
+        if self.origins.contains_key(link) {
+            return Ok(());
+        }
+        let entry = Entry::symlink(link, target).map_err(|e| CollectError::from((Path::new(link), e)))?;
+        self.push(entry, why, None);
+        let below = format!("{link}/");
+        for at in 0..self.entries.len() {
+            if self.entries[at].path.starts_with(&below) {
+                let moved = self.placed(&self.entries[at].path);
+                if let Some(origin) = self.origins.remove(&self.entries[at].path) {
+                    self.origins.insert(moved.clone(), origin);
+                }
+                self.entries[at].path = moved;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a path of `root` at the same image path, with the links on the way; a
+    /// directory with its tree when `walk`, else alone.
+    fn add_from_root(&mut self, root: &Root, path: &str, why: &Why, walk: bool) -> Result<(), PackError> {
+        let missing = || PackError::IncludeMissing {
+            path: path.to_owned(),
+            root: root.dir().display().to_string(),
+        };
+        let followed = root.follow(path).ok_or_else(missing)?;
+        for (link, target) in &followed.links {
+            self.add_link(link, target, Why::Link(followed.path.clone()))?;
+        }
+        let file = followed.path;
+        if file.is_empty() || self.resolve(&file).is_some() {
+            return Ok(());
+        }
+        let host = root.on_disk(&file);
+        let meta = std::fs::metadata(&host).map_err(|_| missing())?;
+        if meta.is_dir() && !walk {
+            let entry = Entry::dir(&file, meta.permissions().mode() & 0o7777);
+            let entry = entry.map_err(|e| CollectError::from((host.as_path(), e)))?;
+            self.push(entry, why.clone(), None);
+            return Ok(());
+        }
+        let gathered = gather(&[Source {
+            host: host.clone(),
+            dest: Some(format!("/{file}")),
+        }])?;
+        for entry in gathered.entries {
+            if !self.origins.contains_key(&entry.path) {
+                let from = gathered.hosts.get(&entry.path).cloned();
+                self.push(entry, why.clone(), from);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the program under ptrace with `args` and adds every file it opened.
+    fn add_traced(
+        &mut self,
+        program: &str,
+        args: &[String],
+        env: &[String],
+        other_root: bool,
+        name_of: &dyn Fn(&str) -> String,
+    ) -> Result<i32, PackError> {
+        if other_root {
+            return Err(PackError::TraceWithRoot);
+        }
+        let resolved = self
+            .resolve(program)
+            .ok_or_else(|| PackError::EntrypointMissing(format!("/{program}")))?;
+        let host = match self.origins.get(&resolved) {
+            Some((Why::Argument, Some(host))) => host.clone(),
+            _ => return Err(PackError::TraceNeedsFile(name_of(&resolved))),
+        };
+        let traced = trace::trace(&host, args, env)?;
+        if traced.status != 0 {
+            return Err(PackError::TraceFailed {
+                program: host.display().to_string(),
+                status: traced.status,
+            });
+        }
+        let host_root = Root::new("/");
+        // Directories it listed or checked are left out: the files found in them imply
+        // them, and the others (the working directory, empty search paths) are noise.
+        for file in traced.files.iter().filter(|f| worth_packing(f, &host) && !f.is_dir()) {
+            if let Some(path) = file.to_str() {
+                // A file gone since (a temporary file) is not part of the program.
+                let _ = self.add_from_root(&host_root, path, &Why::Traced, false);
+            }
+        }
+        Ok(traced.status)
+    }
+
+    fn add_runtime(&mut self, files: &RuntimeFiles, root: &Root) -> Result<(), PackError> {
+        for (file, option) in runtime::wanted(files, root)? {
+            match file {
+                RuntimeFile::Made(entry) if !self.origins.contains_key(&entry.path) => {
+                    self.push(entry, Why::Option(option), None);
+                }
+                RuntimeFile::Made(_) => {}
+                RuntimeFile::FromRoot(path) => self.add_from_root(root, &path, &Why::Option(option), true)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The NSS modules of older glibc, where the root has them; nothing on glibc 2.34
+    /// and later, which build `files` and `dns` into libc.
+    fn add_nss_modules(&mut self, loader: &Loader) {
+        let programs = self.dynamic_elves();
+        let Some(main) = programs.first() else { return };
+        for module in runtime::NSS_MODULES {
+            if let Some(followed) = loader.locate(module, &main.deps) {
+                let _ = self.add_from_root(loader.root(), &followed.path, &Why::Option("--nss"), false);
+            }
+        }
+    }
+
+    /// Every dynamically linked ELF file in the tree, with what `$ORIGIN` is for it.
+    fn dynamic_elves(&self) -> Vec<Start> {
+        self.entries
+            .iter()
+            .filter_map(|entry| {
+                let EntryKind::File(bytes) = &entry.kind else {
+                    return None;
+                };
+                let deps = ElfDeps::read(bytes).filter(|d| d.interpreter.is_some() || !d.needed.is_empty())?;
+                let host = self.origins.get(&entry.path).and_then(|(_, host)| host.as_ref());
+                let image_dir = entry.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+                let origin = match host {
+                    // The loader takes $ORIGIN from the program's real path.
+                    Some(host) if *host != self.root.on_disk(&entry.path) => Place::Beside {
+                        host: std::fs::canonicalize(host)
+                            .ok()
+                            .and_then(|real| real.parent().map(Path::to_path_buf))
+                            .unwrap_or_else(|| host.parent().unwrap_or(host).to_path_buf()),
+                        image: image_dir.to_owned(),
+                    },
+                    _ => Place::InRoot(format!("/{image_dir}")),
+                };
+                Some(Start {
+                    path: entry.path.clone(),
+                    deps,
+                    origin,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds the interpreter and libraries of every dynamic ELF file, and a loader cache
+    /// when some library lives where the image's loader would not look.
+    fn add_closure(&mut self, loader: &Loader) -> Result<(), PackError> {
+        let starts = self.dynamic_elves();
+        let closure = {
+            let index = self.index();
+            loader.closure(&starts, &|path| resolve(&index, path).is_some())?
+        };
+        for Found { path, what, need } in closure.found {
+            match what {
+                FoundKind::Symlink(target) => self.add_link(&path, &target, need.into())?,
+                FoundKind::File(host) if !self.origins.contains_key(&path) => {
+                    let meta = std::fs::metadata(&host).map_err(|e| super::read_error(&host, e))?;
+                    let bytes = std::fs::read(&host).map_err(|e| super::read_error(&host, e))?;
+                    let entry = Entry::file(&path, meta.permissions().mode() & 0o7777, bytes);
+                    let entry = entry.map_err(|e| CollectError::from((host.as_path(), e)))?;
+                    self.push(entry, need.into(), Some(host));
+                }
+                FoundKind::File(_) => {}
+            }
+        }
+        if !closure.cached.is_empty() && self.resolve("etc/ld.so.cache").is_none() {
+            let cache = Entry::file("etc/ld.so.cache", 0o644, ld_cache::write(&closure.cached))
+                .map_err(|e| CollectError::from((Path::new("/etc/ld.so.cache"), e)))?;
+            self.push(
+                cache,
+                Why::Option("loader cache: libraries outside the default directories"),
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    /// Directory entries (0755) for every parent the entries only imply. docker 20.10
+    /// creates implied parents with mode 0600 (measured), which a non-root user cannot
+    /// enter; root can, so only images that run as someone else pay the headers.
+    fn add_parent_dirs(&mut self) {
+        let parents: std::collections::BTreeSet<String> = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                let parts: Vec<&str> = e.path.split('/').collect();
+                (1..parts.len()).map(move |n| parts[..n].join("/"))
+            })
+            .filter(|parent| !self.origins.contains_key(parent))
+            .collect();
+        for parent in parents {
+            if let Ok(dir) = Entry::dir(&parent, 0o755) {
+                self.push(dir, Why::Option("parent directory a non-root user must enter"), None);
+            }
+        }
+    }
+
+    /// The entries in path order with their reasons, ELF files stripped if asked.
+    fn contents(mut self, strip: bool) -> Vec<Content> {
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        self.entries
+            .into_iter()
+            .map(|mut entry| {
+                let (why, host) = self.origins.remove(&entry.path).unwrap_or((Why::Argument, None));
+                let mut unstripped = None;
+                if strip
+                    && let EntryKind::File(bytes) = &entry.kind
+                    && let Some(smaller) = strip::strip(bytes)
+                {
+                    unstripped = Some(bytes.len() as u64);
+                    entry.kind = EntryKind::File(smaller.into());
+                }
+                Content {
+                    path: entry.path.clone(),
+                    entry,
+                    why,
+                    host,
+                    unstripped,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Traced files worth packing: not the kernel's pseudo-files, not the program itself,
+/// not the host's loader cache (which names host paths; speck writes its own).
+fn worth_packing(file: &Path, program: &Path) -> bool {
+    const SKIPPED: [&str; 5] = ["/proc", "/sys", "/dev", "/etc/ld.so.cache", "/etc/ld.so.preload"];
+    file != program && !SKIPPED.iter().any(|s| file.starts_with(s)) && file != Path::new("/")
 }
 
 /// The one program among the files named directly, if there is exactly one.
@@ -242,61 +690,5 @@ fn make_executable(entries: &mut [Entry], path: &str) {
         && entry.mode & 0o111 == 0
     {
         entry.mode |= 0o111;
-    }
-}
-
-/// Follows symlinks inside the image (never outside it) to the entry a path names.
-/// Returns the resolved path, or `None` if nothing is there or links loop.
-fn resolve(index: &BTreeMap<&str, &Entry>, path: &str) -> Option<String> {
-    let mut pending: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
-    let mut current: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "" | "." => continue,
-            ".." => {
-                current.pop();
-                continue;
-            }
-            _ => current.push(part),
-        }
-        let joined = current.join("/");
-        match index.get(joined.as_str()).map(|e| &e.kind) {
-            Some(EntryKind::Symlink(target)) => {
-                hops += 1;
-                if hops > 40 {
-                    return None;
-                }
-                current.pop();
-                if target.starts_with('/') {
-                    current.clear();
-                }
-                pending.extend(target.split('/').rev().map(str::to_owned));
-            }
-            Some(EntryKind::Hardlink(target)) if pending.is_empty() => return Some(target.clone()),
-            _ => {}
-        }
-    }
-    let joined = current.join("/");
-    index.contains_key(joined.as_str()).then_some(joined)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolve_follows_links_inside_the_image_only() {
-        let entries = [
-            Entry::file("usr/lib/ld.so", 0o755, b"x".to_vec()).unwrap(),
-            Entry::symlink("lib64", "usr/lib").unwrap(),
-            Entry::symlink("usr/bin/up", "../../lib64/ld.so").unwrap(),
-            Entry::symlink("loop", "loop").unwrap(),
-        ];
-        let index: BTreeMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        assert_eq!(resolve(&index, "lib64/ld.so").as_deref(), Some("usr/lib/ld.so"));
-        assert_eq!(resolve(&index, "usr/bin/up").as_deref(), Some("usr/lib/ld.so"));
-        assert_eq!(resolve(&index, "loop"), None);
-        assert_eq!(resolve(&index, "missing"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! What goes into a layer: paths in the image and what stands at each.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One path in a layer and what stands there.
@@ -122,5 +123,105 @@ mod tests {
         assert_eq!(image_path("/a/../b").unwrap_err().reason, "it contains '..'");
         assert_eq!(image_path("/").unwrap_err().reason, "it names the root directory");
         assert!(image_path("a\0b").is_err());
+    }
+}
+
+/// Follows symlinks among `index`'s entries (never outside them) to the entry a path names,
+/// as a container's filesystem would. `None` if nothing is there or links loop.
+pub fn resolve(index: &BTreeMap<&str, &Entry>, path: &str) -> Option<String> {
+    canonical(index, path).filter(|path| index.contains_key(path.as_str()))
+}
+
+/// Where `path` leads once every symlink among `index`'s entries on the way is followed,
+/// whether or not anything is there yet (a hard link leads to its target). `None` if
+/// links loop.
+pub fn canonical(index: &BTreeMap<&str, &Entry>, path: &str) -> Option<String> {
+    let walked = walk_links(path, |at, last| match index.get(at).map(|e| &e.kind) {
+        Some(EntryKind::Symlink(target)) => Step::Symlink(target.clone()),
+        Some(EntryKind::Hardlink(target)) if last => Step::Hardlink(target.clone()),
+        _ => Step::Other,
+    })?;
+    Some(walked.path)
+}
+
+/// What stands at a path component, for [`walk_links`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A symlink with this target.
+    Symlink(String),
+    /// The last component is a hard link to this path: the walk ends there.
+    Hardlink(String),
+    /// A file or directory: go on.
+    Other,
+    /// Nothing: the walk fails.
+    Missing,
+}
+
+/// A path walked component by component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// Where it leads (relative, no `.` or `..`).
+    pub path: String,
+    /// The symlinks passed, `(path, target)`, in order.
+    pub links: Vec<(String, String)>,
+}
+
+/// Walks `path` as the kernel does, asking `at(prefix, is_last)` what stands at each
+/// prefix: symlinks are followed (absolute ones from the top), `..` stops at the top.
+/// `None` if a component is missing or links loop (more than 40, the kernel's limit).
+pub fn walk_links(path: &str, mut at: impl FnMut(&str, bool) -> Step) -> Option<Walked> {
+    let mut pending: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut links = Vec::new();
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                current.pop();
+                continue;
+            }
+            _ => current.push(part),
+        }
+        let joined = current.join("/");
+        match at(&joined, pending.is_empty()) {
+            Step::Symlink(target) => {
+                if links.len() == 40 {
+                    return None;
+                }
+                current.pop();
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                pending.extend(target.split('/').rev().map(str::to_owned));
+                links.push((joined, target));
+            }
+            Step::Hardlink(target) => return Some(Walked { path: target, links }),
+            Step::Other => {}
+            Step::Missing => return None,
+        }
+    }
+    Some(Walked {
+        path: current.join("/"),
+        links,
+    })
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[test]
+    fn resolve_follows_links_inside_the_image_only() {
+        let entries = [
+            Entry::file("usr/lib/ld.so", 0o755, b"x".to_vec()).unwrap(),
+            Entry::symlink("lib64", "usr/lib").unwrap(),
+            Entry::symlink("usr/bin/up", "../../lib64/ld.so").unwrap(),
+            Entry::symlink("loop", "loop").unwrap(),
+        ];
+        let index: BTreeMap<&str, &Entry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        assert_eq!(resolve(&index, "lib64/ld.so").as_deref(), Some("usr/lib/ld.so"));
+        assert_eq!(resolve(&index, "usr/bin/up").as_deref(), Some("usr/lib/ld.so"));
+        assert_eq!(resolve(&index, "loop"), None);
+        assert_eq!(resolve(&index, "missing"), None);
     }
 }

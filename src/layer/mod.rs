@@ -7,7 +7,7 @@
 mod entry;
 pub mod tar;
 
-pub use entry::{Entry, EntryKind, PathError, image_path};
+pub use entry::{Entry, EntryKind, PathError, Step, Walked, canonical, image_path, resolve, walk_links};
 pub use tar::{TarError, TarForm};
 
 use crate::compress::{Codec, Effort};

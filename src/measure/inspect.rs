@@ -5,7 +5,7 @@ use crate::collect::executable::Executable;
 use crate::layer::{Entry, EntryKind};
 use crate::read::{Layout, Read, Stored};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// Everything `speck inspect` reports about one target.
@@ -120,7 +120,7 @@ pub fn inspect(target: &str, read: &Read) -> Report {
 }
 
 fn image_report(stored: &Stored) -> ImageReport {
-    let present: BTreeSet<&str> = stored.entries.iter().flatten().map(|e| e.path.as_str()).collect();
+    let present: BTreeMap<&str, &Entry> = stored.entries.iter().flatten().map(|e| (e.path.as_str(), e)).collect();
     ImageReport {
         id: stored.image.config_blob().digest.to_string(),
         platform: super::platform_name(&stored.image),
@@ -135,7 +135,7 @@ fn image_report(stored: &Stored) -> ImageReport {
     }
 }
 
-fn file_report(entry: &Entry, present: &BTreeSet<&str>) -> FileReport {
+fn file_report(entry: &Entry, present: &BTreeMap<&str, &Entry>) -> FileReport {
     let (kind, size, elf) = match &entry.kind {
         EntryKind::File(data) => ("file".to_owned(), data.len() as u64, elf_report(data, present)),
         EntryKind::Dir => ("dir".to_owned(), 0, None),
@@ -153,14 +153,14 @@ fn file_report(entry: &Entry, present: &BTreeSet<&str>) -> FileReport {
     }
 }
 
-fn elf_report(data: &[u8], present: &BTreeSet<&str>) -> Option<ElfReport> {
+fn elf_report(data: &[u8], present: &BTreeMap<&str, &Entry>) -> Option<ElfReport> {
     let Executable::Elf(facts) = Executable::of(data) else {
         return None;
     };
     let interpreter_present = facts
         .interpreter
         .as_deref()
-        .map(|path| present.contains(path.trim_start_matches('/')));
+        .map(|path| crate::layer::resolve(present, path).is_some()); // through the image's symlinks
     Some(ElfReport {
         machine: facts.machine_name,
         platform: facts.platform.map(|p| p.to_string()),

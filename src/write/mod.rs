@@ -9,6 +9,7 @@ mod docker_archive;
 pub mod golf;
 mod oci_layout;
 
+pub use atomic::replace_file;
 pub use golf::{Compress, Compressed, Golf};
 
 use crate::digest::Digest;

@@ -62,6 +62,7 @@ pub fn engine(engine: &str) -> bool {
         "umoci" => "umoci --version && runc --version",
         "ctr" => "ctr --address /var/run/docker/containerd/containerd.sock version",
         "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
+        "gcc-multilib" => "echo 'int main(){return 0;}' | gcc -m32 -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
         "qemu-aarch64" => "qemu-aarch64 --version",
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
