@@ -31,7 +31,10 @@ pub fn strip(bytes: &[u8]) -> Option<Vec<u8>> {
         .chain([u64::from(elf.header.e_ehsize), header_end])
         .max()?;
     let len = bytes.len() as u64;
-    if end >= len {
+    // The cut keeps at least the whole ELF header, whatever the header claims (found by
+    // fuzzing: an `e_ehsize` of 0 and no program headers).
+    let header_len = if elf.is_64 { 64 } else { 52 };
+    if end >= len || end < header_len {
         return None;
     }
     // What lies after `end` must be sections nothing maps, or the section header table.
