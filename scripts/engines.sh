@@ -12,8 +12,8 @@ set -euo pipefail
 
 STATE=${SPECK_ENGINES_STATE:-/tmp/speck-engines}
 REGISTRY_ADDR=127.0.0.1:5000
-PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user curl util-linux gcc-multilib)
-COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 ctr curl unshare nsenter setpriv)
+PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user curl util-linux gcc-multilib uidmap)
+COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 ctr curl unshare nsenter setpriv newuidmap)
 
 say() { echo "engines: $*" >&2; }
 

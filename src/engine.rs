@@ -185,3 +185,64 @@ fn run_podman(args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// `docker run --rm -i` (or podman's) of `image` with `speck run`'s overrides and
+/// network, stdin, stdout, stderr and signals passed through by the engine's CLI; returns
+/// its exit status. The image is loaded first, untagged, and removed afterwards unless
+/// the engine had it before.
+pub fn run(
+    engine: Engine,
+    image: &crate::image::Image,
+    overrides: &crate::run::Overrides,
+    network: crate::run::Network,
+) -> Result<i32, EngineError> {
+    let fail = |message: String| EngineError::new(engine, message);
+    // The bare hex ID: docker and podman both resolve it.
+    let id = image.config_blob().digest.to_string()["sha256:".len()..].to_owned();
+    let cli = |args: &[&str]| {
+        Command::new(engine.name())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let present = cli(&["image", "inspect", &id]);
+    if !present {
+        let archive = crate::write::archive(&image.clone().into(), &crate::write::WriteOptions::default()).bytes;
+        load(engine, archive, &[])?;
+    }
+    let mut command = Command::new(engine.name());
+    command.args(["run", "--rm", "-i"]);
+    command.arg(match network {
+        crate::run::Network::None => "--network=none",
+        crate::run::Network::Host => "--network=host",
+    });
+    if let Some(entrypoint) = &overrides.entrypoint {
+        command.arg(format!("--entrypoint={entrypoint}"));
+    }
+    for entry in &overrides.env {
+        command.args(["-e", entry]);
+    }
+    if let Some(workdir) = &overrides.workdir {
+        command.args(["-w", workdir]);
+    }
+    if let Some(user) = &overrides.user {
+        command.args(["-u", user]);
+    }
+    command.arg(&id).args(&overrides.args);
+    let status = command.status().map_err(|e| {
+        fail(format!(
+            "cannot run {} ({e}); install it or run without --engine",
+            engine.name()
+        ))
+    });
+    if !present {
+        cli(&["rmi", &id]);
+    }
+    let status = status?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
+}

@@ -51,4 +51,5 @@ pub mod layer;
 pub mod measure;
 pub mod read;
 pub mod registry;
+pub mod run;
 pub mod write;

@@ -18,6 +18,7 @@ use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 mod registry;
+mod run;
 
 /// speck builds the smallest possible container images from scratch, without a daemon.
 #[derive(Parser, Debug)]
@@ -95,6 +96,23 @@ enum Command {
     /// write it (-o, any --format), load it (--load) or push it elsewhere (--push).
     /// Nothing is written unless everything verified.
     Pull(registry::PullArgs),
+    /// Run an image here, without a daemon: its own user, mount, PID, UTS, IPC and
+    /// network namespaces (rootless when not root), /proc and a minimal /dev.
+    ///
+    /// Arguments after the image replace its Cmd; --entrypoint, -e, -w and -u override the
+    /// config as docker run's do. Signals speck receives (HUP, INT, QUIT, TERM, USR1,
+    /// USR2) go to the container's PID 1; speck exits with the container's status (128+N
+    /// when signal N killed it; 125 when it could not be set up, 126 when the command
+    /// cannot be executed, 127 when it is not found). No network unless --net host. The
+    /// unpacked tree is removed afterwards. Not a security boundary beyond namespaces: as
+    /// root the container keeps root's capabilities.
+    Run(run::RunArgs),
+    /// Check that an image will run: static checks (the program is there, executable by
+    /// the configured user, for the image's machine, with its #! interpreter, ELF
+    /// interpreter and libraries) and live ones (it starts; as PID 1 it stops on its stop
+    /// signal within a second, or `docker stop` will wait 10 seconds). Each finding has a
+    /// verdict, the evidence and the fix; exits 1 when one fails.
+    Check(run::CheckArgs),
     /// Check credentials with a registry and store them as `docker login` does (the
     /// credential helper the Docker config names, else its auths).
     Login(registry::LoginArgs),
@@ -228,6 +246,11 @@ struct ContentsArgs {
     /// image (copies only; files with appended data are left alone).
     #[arg(long)]
     strip: bool,
+    /// Run the program under speck's generated init (/init, a few hundred bytes): it
+    /// forwards SIGTERM and other signals to the program and reaps zombies, so `docker
+    /// stop` works for programs that do not handle signals as PID 1.
+    #[arg(long)]
+    init: bool,
     /// Print each path of the image with its size and why it is there, and the total.
     #[arg(long)]
     why: bool,
@@ -533,6 +556,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => registry::run_push(args),
         Command::Pull(args) => registry::run_pull(args),
         Command::Login(args) => registry::run_login(args),
+        Command::Run(args) => run::run_run(args),
+        Command::Check(args) => run::run_check(args),
     }
 }
 
@@ -639,6 +664,7 @@ fn run_pack(args: PackArgs) -> anyhow::Result<()> {
         runtime: contents.runtime(),
         trace: contents.trace,
         strip: contents.strip,
+        init: contents.init,
     })?;
     if contents.trace {
         let traced = packed.contents.iter().filter(|c| c.why == Why::Traced).count();

@@ -42,6 +42,9 @@ pub struct PackRequest {
     pub trace: bool,
     /// Strip symbols, debug sections and section headers from ELF files.
     pub strip: bool,
+    /// Put speck's generated init at `/init` and make it the entrypoint, with the
+    /// program as its command (`--init`).
+    pub init: bool,
 }
 
 /// A packed image and what is in it.
@@ -122,6 +125,12 @@ pub enum PackError {
     /// The entries do not form a layer.
     #[error(transparent)]
     Layer(#[from] TarError),
+    /// `--init` for a platform speck generates no init for.
+    #[error("--init: speck generates init for linux/amd64, linux/386 and linux/arm64, not {0}")]
+    InitUnavailable(String),
+    /// `--init` where the image already has `/init`.
+    #[error("--init puts speck's init at /init, but the image already has a file there: move it (FILE:/PATH)")]
+    InitTaken,
     /// `--entrypoint` names a path no file provides.
     #[error("the entrypoint {0} is not in the image: pack the program there (FILE:{0}) or fix --entrypoint")]
     EntrypointMissing(String),
@@ -227,6 +236,9 @@ pub enum PackError {
     },
 }
 
+/// Where `--init` puts the generated init.
+const INIT: &str = "init";
+
 /// Packs the request into a single-layer image.
 pub fn pack(request: PackRequest) -> Result<Packed, PackError> {
     let Gathered {
@@ -281,6 +293,20 @@ pub fn pack(request: PackRequest) -> Result<Packed, PackError> {
         platform = Some(agree(&file, elf, request.platform)?);
         make_executable(&mut tree.entries, &resolved);
         config.entrypoint = Some(vec![format!("/{path}")]);
+    }
+    if request.init {
+        let program = config
+            .entrypoint
+            .take()
+            .ok_or(PackError::EntrypointMissing("(none)".into()))?;
+        let platform = platform.clone().unwrap_or_else(Platform::host);
+        let arch = crate::forge::Arch::of(&platform).ok_or_else(|| PackError::InitUnavailable(platform.to_string()))?;
+        if tree.origins.contains_key(INIT) {
+            return Err(PackError::InitTaken);
+        }
+        let init = Entry::file(INIT, 0o755, crate::forge::init::program(arch)).expect("a valid path");
+        tree.push(init, Why::Option("--init"), None);
+        config.entrypoint = Some([format!("/{INIT}")].into_iter().chain(program).collect());
     }
     if let Some(account) = &request.runtime.passwd
         && config.user.is_none()

@@ -220,3 +220,59 @@ pub fn speck_sh(config: &Path, script: &str) -> Command {
         .env_remove("XDG_RUNTIME_DIR");
     command
 }
+
+/// An unprivileged user for rootless tests, made (with subordinate id ranges, as
+/// `useradd` gives them) when this runs as root and it is missing. `None`, with a skip
+/// reason (or a failure under `SPECK_REQUIRE_ENGINES=1`), when there is none.
+pub fn rootless_user() -> Option<String> {
+    const USER: &str = "speck-rootless";
+    let exists = |name: &str| output(&mut sh(&format!("id -u {name}"))).status.success();
+    if !exists(USER) {
+        let _ = output(&mut sh(&format!(
+            "useradd --no-create-home --shell /usr/sbin/nologin {USER}"
+        )));
+    }
+    if exists(USER)
+        && output(&mut sh(&format!(
+            "grep -q '^{USER}:' /etc/subuid && command -v newuidmap setpriv"
+        )))
+        .status
+        .success()
+    {
+        return Some(USER.into());
+    }
+    let reason = format!(
+        "no user {USER} with /etc/subuid ranges, newuidmap and setpriv (run the tests as root to make it; Debian: uidmap, util-linux)"
+    );
+    assert!(!engines_required(), "SPECK_REQUIRE_ENGINES=1 but {reason}");
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+/// `command` run as `user` (real and effective ids, no supplementary groups).
+pub fn as_user(user: &str, command: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args([
+            format!("--reuid={user}"),
+            format!("--regid={user}"),
+            "--clear-groups".into(),
+        ])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+/// A temporary directory every user can read (for images a rootless run must open).
+pub fn shared_workdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = workdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}

@@ -1,0 +1,471 @@
+//! `speck check`: what stops an image from running, found before an engine finds it.
+//!
+//! Static checks read the unpacked tree (the program is there, executable by the
+//! configured user, for the image's machine, with its `#!` interpreter, ELF interpreter
+//! and libraries as glibc's loader finds them); live checks start it in the
+//! [`super::sandbox`] and, when it keeps running, send its stop signal as `docker stop`
+//! does. Each finding has a verdict, the evidence and, when it is not a pass, the fix.
+//! Owns those rules; reuses `collect` for reading ELF files and library closures.
+
+use super::process::{Overrides, ProcessError, process};
+use super::sandbox::{self, RunOptions};
+use super::unpack::{self, Limits};
+use crate::collect::closure::{ElfDeps, Loader, Place, Root, Start};
+use crate::collect::executable::Executable;
+use crate::image::Image;
+use nix::sys::signal::Signal;
+use serde::Serialize;
+use std::io::{Read as _, Seek as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a program may take to start before it counts as running.
+const START_WINDOW: Duration = Duration::from_millis(500);
+/// How long PID 1 has to stop after its stop signal (docker stop waits 10 s).
+const STOP_WINDOW: Duration = Duration::from_secs(1);
+
+/// A finding's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fine.
+    Pass,
+    /// Works, but probably not as meant.
+    Warn,
+    /// Will not work.
+    Fail,
+}
+
+/// One check's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Which check (`command`, `entrypoint`, `executable`, `architecture`,
+    /// `interpreter`, `libraries`, `user`, `starts`, `stops`).
+    pub check: &'static str,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do (empty on a pass).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fix: String,
+}
+
+impl Finding {
+    fn pass(check: &'static str, evidence: impl Into<String>) -> Self {
+        Self {
+            check,
+            verdict: Verdict::Pass,
+            evidence: evidence.into(),
+            fix: String::new(),
+        }
+    }
+
+    fn problem(check: &'static str, verdict: Verdict, evidence: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            check,
+            verdict,
+            evidence: evidence.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// An image that could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Unpacking failed.
+    #[error(transparent)]
+    Unpack(#[from] unpack::UnpackError),
+    /// A temporary directory could not be made.
+    #[error("cannot make a temporary directory: {0}")]
+    Scratch(std::io::Error),
+}
+
+/// Checks `image`: static checks always, live checks when `live`.
+pub fn check(image: &Image, live: bool) -> Result<Vec<Finding>, CheckError> {
+    let scratch = tempfile::tempdir().map_err(CheckError::Scratch)?;
+    unpack::unpack(image, scratch.path(), &Limits::default())?;
+    let mut findings = static_checks(image, scratch.path());
+    let runnable = findings.iter().all(|f| f.verdict != Verdict::Fail);
+    if live && runnable {
+        findings.extend(live_checks(image));
+    }
+    Ok(findings)
+}
+
+/// What can be seen without running: the command, its file, machine and dependencies.
+fn static_checks(image: &Image, root: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let process = match process(image.config(), &Overrides::default(), root, "check") {
+        Ok(process) => process,
+        Err(error @ ProcessError::NoCommand) => {
+            let fix = "set an entrypoint (speck pack --entrypoint, or a program among the files)";
+            return vec![Finding::problem("command", Verdict::Fail, error.to_string(), fix)];
+        }
+        Err(error) => {
+            let fix = "fix the config's User, or add the account (speck pack --passwd)";
+            return vec![Finding::problem("user", Verdict::Fail, error.to_string(), fix)];
+        }
+    };
+    findings.push(Finding::pass("command", process.argv.join(" ")));
+    let tree = Root::new(root);
+    let Some(program) = find_program(&tree, &process.argv[0], &process.env) else {
+        findings.push(Finding::problem(
+            "entrypoint",
+            Verdict::Fail,
+            format!("{} is not in the image", process.argv[0]),
+            "pack the program at that path, or fix the Entrypoint",
+        ));
+        return findings;
+    };
+    findings.push(Finding::pass("entrypoint", format!("/{program}")));
+    findings.extend(file_checks(image, &tree, &program, &process, 0));
+    findings
+}
+
+/// The image path `argv0` runs, searching PATH when it has no `/`.
+fn find_program(tree: &Root, argv0: &str, env: &[String]) -> Option<String> {
+    let is_file = |path: &str| {
+        let walked = tree.follow(path)?;
+        std::fs::metadata(tree.on_disk(&walked.path))
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|_| walked.path)
+    };
+    if argv0.contains('/') {
+        return is_file(argv0);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::process::DEFAULT_PATH);
+    path.split(':').find_map(|dir| is_file(&format!("{dir}/{argv0}")))
+}
+
+/// Checks one program (the entrypoint, or a `#!` interpreter at `depth` 1 and more).
+fn file_checks(
+    image: &Image,
+    tree: &Root,
+    path: &str,
+    process: &super::process::Process,
+    depth: usize,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let on_disk = tree.on_disk(path);
+    let meta = std::fs::metadata(&on_disk);
+    let owner = owner_in_image(image, path);
+    let mode = meta.as_ref().map_or(0, |m| m.permissions().mode());
+    let can = |bit: u32| allowed(mode, owner, process, bit);
+    if !can(0o1) {
+        findings.push(Finding::problem(
+            "executable",
+            Verdict::Fail,
+            format!(
+                "/{path} has mode {:o}, owner {}:{}: user {} cannot execute it",
+                mode & 0o7777,
+                owner.0,
+                owner.1,
+                process.uid
+            ),
+            "make it executable for that user (chmod a+x; speck pack does it for the entrypoint), or run as its owner",
+        ));
+    }
+    let mut head = Vec::new();
+    let _ = std::fs::File::open(&on_disk).and_then(|f| f.take(1 << 26).read_to_end(&mut head));
+    match Executable::of(&head) {
+        Executable::Elf(facts) => {
+            let platform = image.platform();
+            match &facts.platform {
+                Some(machine) if machine.matches(platform) || platform.matches(machine) => {
+                    findings.push(Finding::pass(
+                        "architecture",
+                        format!("/{path} is {} for {platform}", facts.machine_name),
+                    ))
+                }
+                _ => findings.push(Finding::problem(
+                    "architecture",
+                    Verdict::Fail,
+                    format!(
+                        "/{path} is {}, but the image is {platform}: it fails with \"exec format error\"",
+                        facts.machine_name
+                    ),
+                    "build the program for the image's platform, or set the platform the program is for",
+                )),
+            }
+            if facts.interpreter.is_some() {
+                findings.push(libraries(tree, path, &head));
+            }
+        }
+        Executable::Script(interpreter) if depth < 4 => {
+            if !can(0o4) {
+                findings.push(Finding::problem(
+                    "readable",
+                    Verdict::Fail,
+                    format!("/{path} is a script that user {} cannot read", process.uid),
+                    "make it readable (chmod a+r)",
+                ));
+            }
+            let program = interpreter.split_whitespace().next().unwrap_or_default().to_owned();
+            match tree.follow(&program).filter(|w| tree.on_disk(&w.path).is_file()) {
+                Some(walked) => {
+                    findings.push(Finding::pass("interpreter", format!("/{path} runs with {program}")));
+                    findings.extend(file_checks(image, tree, &walked.path, process, depth + 1));
+                }
+                None => findings.push(Finding::problem(
+                    "interpreter",
+                    Verdict::Fail,
+                    format!("/{path} starts with #!{interpreter}, which is not in the image: it fails with \"no such file or directory\""),
+                    "add the interpreter (speck pack it with the script), or make the entrypoint a program",
+                )),
+            }
+        }
+        Executable::Script(_) => {}
+        other => findings.push(Finding::problem(
+            "architecture",
+            Verdict::Fail,
+            format!("/{path} is not a Linux program ({})", describe(&other)),
+            "make the entrypoint a Linux ELF program or a #! script",
+        )),
+    }
+    findings
+}
+
+fn describe(executable: &Executable) -> &'static str {
+    match executable {
+        Executable::MachO => "a macOS program",
+        Executable::Pe => "a Windows program",
+        _ => "data",
+    }
+}
+
+/// Whether `process` may do `bit` (1 execute, 4 read) to a file of `mode` owned by `owner`.
+fn allowed(mode: u32, (uid, gid): (u32, u32), process: &super::process::Process, bit: u32) -> bool {
+    if process.uid == 0 {
+        return bit != 0o1 || mode & 0o111 != 0;
+    }
+    let shift = if process.uid == uid {
+        6
+    } else if process.gid == gid || process.groups.contains(&gid) {
+        3
+    } else {
+        0
+    };
+    mode >> shift & bit != 0
+}
+
+/// The owner the image's layers give `path` (the last layer that has it wins).
+fn owner_in_image(image: &Image, path: &str) -> (u32, u32) {
+    let mut owner = (0, 0);
+    for layer in image.layers() {
+        let Ok(tar) = layer.tar(Limits::default().bytes) else {
+            continue;
+        };
+        let mut archive = crate::layer::tar::reader(&tar);
+        let Ok(members) = archive.entries() else { continue };
+        for member in members.flatten() {
+            let name = String::from_utf8_lossy(&member.path_bytes()).into_owned();
+            if name
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/')
+                == path
+            {
+                let header = member.header();
+                owner = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
+            }
+        }
+    }
+    owner
+}
+
+/// The interpreter and libraries of a dynamic program, as the loader would find them
+/// in the image.
+fn libraries(tree: &Root, path: &str, bytes: &[u8]) -> Finding {
+    let Some(deps) = ElfDeps::read(bytes) else {
+        return Finding::problem(
+            "libraries",
+            Verdict::Warn,
+            format!("/{path}: its dynamic section cannot be read"),
+            "",
+        );
+    };
+    let loader = Loader::new(tree.clone(), Vec::new());
+    let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
+    let start = Start {
+        path: path.to_owned(),
+        deps,
+        origin: Place::InRoot(directory),
+    };
+    match loader.closure(&[start], &|_| false) {
+        Ok(closure) => Finding::pass(
+            "libraries",
+            format!(
+                "/{path}: interpreter and {} libraries present",
+                closure.found.len().saturating_sub(1)
+            ),
+        ),
+        Err(error) => Finding::problem(
+            "libraries",
+            Verdict::Fail,
+            error.to_string(),
+            "pack the program with speck pack, which adds its interpreter and libraries",
+        ),
+    }
+}
+
+/// Starts the image and, if it keeps running, stops it as `docker stop` would.
+fn live_checks(image: &Image) -> Vec<Finding> {
+    let output = match tempfile::tempfile() {
+        Ok(file) => file,
+        Err(e) => {
+            return vec![Finding::problem(
+                "starts",
+                Verdict::Warn,
+                format!("cannot capture output: {e}"),
+                "",
+            )];
+        }
+    };
+    let options = RunOptions {
+        output: output.try_clone().ok().map(Into::into),
+        ..RunOptions::default()
+    };
+    let mut started = match sandbox::start(image, options) {
+        Ok(started) => started,
+        Err(error) => {
+            return vec![Finding::problem(
+                "starts",
+                Verdict::Fail,
+                error.to_string(),
+                "see the static findings: the program, its interpreter or its user",
+            )];
+        }
+    };
+    let shown = |mut file: &std::fs::File| {
+        let mut text = String::new();
+        let _ = file.rewind().and_then(|_| file.take(200).read_to_string(&mut text));
+        let first = text.lines().next().unwrap_or_default().to_owned();
+        if first.is_empty() {
+            String::new()
+        } else {
+            format!(", printing {first:?}")
+        }
+    };
+    if let Some(status) = started.wait_timeout(START_WINDOW) {
+        let evidence = format!("it ran and exited with status {status}{}", shown(&output));
+        return vec![if status == 0 {
+            Finding::pass("starts", evidence)
+        } else {
+            Finding::problem(
+                "starts",
+                Verdict::Warn,
+                evidence,
+                "if that status is not meant, run it with speck run to see its output",
+            )
+        }];
+    }
+    let mut findings = vec![Finding::pass(
+        "starts",
+        format!("it is running after {} ms", START_WINDOW.as_millis()),
+    )];
+    let signal = stop_signal(image);
+    let sent = Instant::now();
+    started.signal(signal);
+    match started.wait_timeout(STOP_WINDOW) {
+        Some(status) => findings.push(Finding::pass(
+            "stops",
+            format!(
+                "as PID 1 it stopped {} ms after {signal} with status {status}",
+                sent.elapsed().as_millis()
+            ),
+        )),
+        None => {
+            started.signal(Signal::SIGKILL);
+            started.wait();
+            findings.push(Finding::problem(
+                "stops",
+                Verdict::Fail,
+                format!("as PID 1 it was still running {} s after {signal}: docker stop will wait its 10-second timeout, then kill it", STOP_WINDOW.as_secs()),
+                "run it under an init (speck pack --init), or handle SIGTERM in the program: as PID 1 the kernel ignores signals it has no handler for",
+            ));
+        }
+    }
+    findings
+}
+
+/// The config's StopSignal, SIGTERM by default.
+fn stop_signal(image: &Image) -> Signal {
+    let configured = image.config().stop_signal.clone().unwrap_or_default();
+    let name = configured.trim_start_matches("SIG");
+    name.parse::<i32>()
+        .ok()
+        .and_then(|n| Signal::try_from(n).ok())
+        .or_else(|| format!("SIG{name}").parse().ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
+/// Whether any finding fails.
+pub fn failed(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.verdict == Verdict::Fail)
+}
+
+/// Readable lines: the verdict, the check, the evidence, and the fix under it.
+pub fn render(findings: &[Finding]) -> String {
+    let mut text = String::new();
+    for finding in findings {
+        let verdict = match finding.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        };
+        text.push_str(&format!("{verdict}  {:<13}{}\n", finding.check, finding.evidence));
+        if !finding.fix.is_empty() {
+            text.push_str(&format!("      {:<13}fix: {}\n", "", finding.fix));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_bits_follow_owner_group_other() {
+        let process = |uid, gid| super::super::process::Process {
+            argv: vec!["/x".into()],
+            env: vec![],
+            cwd: "/".into(),
+            uid,
+            gid,
+            groups: vec![],
+        };
+        assert!(allowed(0o100, (0, 0), &process(0, 0), 1));
+        assert!(!allowed(0o644, (0, 0), &process(0, 0), 1));
+        assert!(!allowed(0o750, (0, 0), &process(65532, 65532), 1));
+        assert!(allowed(0o750, (0, 65532), &process(65532, 65532), 1));
+        assert!(allowed(0o700, (65532, 0), &process(65532, 65532), 1));
+    }
+
+    #[test]
+    fn stop_signals_read_by_name_or_number() {
+        let image = |signal: &str| {
+            crate::image::ImageSpec {
+                platform: crate::image::Platform::host(),
+                config: crate::image::Config {
+                    stop_signal: Some(signal.into()),
+                    ..Default::default()
+                },
+                layers: vec![],
+                created: 0,
+                created_by: String::new(),
+                annotations: Default::default(),
+            }
+            .build()
+        };
+        assert_eq!(stop_signal(&image("SIGQUIT")), Signal::SIGQUIT);
+        assert_eq!(stop_signal(&image("2")), Signal::SIGINT);
+    }
+}

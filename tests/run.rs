@@ -1,0 +1,245 @@
+//! `speck run` against `docker run`: the same stdout, stderr and exit status for every
+//! kind of image the suite builds, as root and rootless; signals reaching PID 1; `speck
+//! check` findings; `pack --init`; nothing left behind.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One image and how it is run: the speck command that makes it, the options given to
+/// both `speck run` and `docker run`, and the arguments after the image.
+struct Case {
+    name: &'static str,
+    make: Vec<String>,
+    options: Vec<&'static str>,
+    args: Vec<&'static str>,
+}
+
+fn case(name: &'static str, make: &[&str], options: &[&'static str], args: &[&'static str]) -> Case {
+    Case {
+        name,
+        make: make.iter().map(|s| s.to_string()).collect(),
+        options: options.to_vec(),
+        args: args.to_vec(),
+    }
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let reporter = static_c_program(dir, "reporter", REPORTER_C);
+    let reporter = format!("{}:/bin/reporter", reporter.display());
+    let echo = ["-c", "echo $FOO $PWD $HOME"];
+    vec![
+        case("hello", &["hello", "hi there\n"], &[], &[]),
+        case("hello-exit", &["hello", "bye", "--exit", "3"], &[], &[]),
+        case("false", &["false"], &[], &[]),
+        case(
+            "dash",
+            &["pack", "/bin/sh"],
+            &[],
+            &["-c", "echo out; echo err >&2; exit 4"],
+        ),
+        case(
+            "env-workdir",
+            &["pack", "/bin/sh"],
+            &["-e", "FOO=bar", "-w", "/work/here"],
+            &echo,
+        ),
+        case(
+            "entrypoint",
+            &["pack", "/bin/sh"],
+            &["--entrypoint", "/dash"],
+            &["-c", "echo entry"],
+        ),
+        case("nonroot", &["pack", "/usr/bin/id", "--passwd", "nonroot"], &[], &[]),
+        case(
+            "user-override",
+            &["pack", "/usr/bin/id", "--passwd", "nonroot"],
+            &["-u", "0"],
+            &[],
+        ),
+        case(
+            "reporter",
+            &["pack", &reporter, "--workdir", "/srv"],
+            &["-e", "K=v"],
+            &["a b", "c"],
+        ),
+        case("not-found", &["hello", "x"], &["--entrypoint", "/nope"], &[]),
+    ]
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn speck_run_gives_what_docker_run_gives_as_root_and_rootless() {
+    if !engine("docker") || !engine("gcc-static") {
+        return;
+    }
+    let rootless = rootless_user();
+    let dir = shared_workdir();
+    let mut cleanup = Cleanup(Vec::new());
+    for case in cases(dir.path()) {
+        let archive = dir.path().join(format!("{}.tar", case.name));
+        let tag = unique("speck-run-test");
+        let mut make = speck();
+        make.args(&case.make)
+            .arg("-o")
+            .arg(&archive)
+            .args(["--tag", &tag, "--load", "docker"]);
+        ok(make);
+        cleanup.0.push(format!("docker rmi {tag}"));
+        set_readable(&archive);
+        let mut docker = Command::new("docker");
+        docker
+            .args(["run", "--rm", "--network=none"])
+            .args(&case.options)
+            .arg(&tag)
+            .args(&case.args);
+        let docker = output(docker);
+        let mut run = speck();
+        run.arg("run")
+            .arg(&archive)
+            .args(&case.options)
+            .arg("--")
+            .args(&case.args);
+        let mut runs = vec![("root", output(&mut run))];
+        if let Some(user) = &rootless {
+            runs.push(("rootless", output(as_user(user, &run))));
+        }
+        for (who, speck_run) in runs {
+            let context = format!("{} ({who}): speck {speck_run:?} / docker {docker:?}", case.name);
+            assert_eq!(speck_run.status.code(), docker.status.code(), "{context}");
+            assert_eq!(text(&speck_run.stdout), text(&docker.stdout), "{context}");
+            if docker.status.code().unwrap_or(0) < 125 {
+                assert_eq!(text(&speck_run.stderr), text(&docker.stderr), "{context}");
+            } else {
+                assert!(text(&speck_run.stderr).contains("/nope"), "{context}");
+            }
+        }
+    }
+}
+
+fn set_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Starts `speck run ARCHIVE` (as `user` if given) with its own TMPDIR, waits until
+/// PID 1 runs, sends `signal`, and returns the exit status and how long it took.
+fn signal_run(archive: &Path, user: Option<&str>, signal: &str, tmp: &Path) -> (Option<i32>, Duration) {
+    let mut run = speck();
+    run.arg("run").arg(archive).env("TMPDIR", tmp);
+    let mut command = match user {
+        Some(user) => as_user(user, &run),
+        None => run,
+    };
+    let mut child = command.stdin(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{archive:?} ended before the signal"
+    );
+    ok(sh(&format!("kill -{signal} {}", child.id())));
+    let sent = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent.elapsed());
+        }
+        if sent.elapsed() > Duration::from_secs(2) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return (None, sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn signals_reach_pid_1_and_check_flags_a_pid_1_that_ignores_them() {
+    if !engine("setpriv") {
+        return;
+    }
+    let rootless = rootless_user();
+    let dir = shared_workdir();
+    let pause = dir.path().join("pause.tar");
+    let sleeper = dir.path().join("sleep.tar");
+    let wrapped = dir.path().join("sleep-init.tar");
+    ok(speck().args(["pause", "-o"]).arg(&pause));
+    ok(speck()
+        .args(["pack", "/bin/sleep", "-o"])
+        .arg(&sleeper)
+        .args(["--", "60"]));
+    ok(speck()
+        .args(["pack", "/bin/sleep", "--init", "-o"])
+        .arg(&wrapped)
+        .args(["--", "60"]));
+    for archive in [&pause, &sleeper, &wrapped] {
+        set_readable(archive);
+    }
+    let users: Vec<Option<&str>> = [None].into_iter().chain(rootless.as_deref().map(Some)).collect();
+    for user in users {
+        let tmp = shared_workdir();
+        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        for signal in ["TERM", "INT"] {
+            let (status, took) = signal_run(&pause, user, signal, tmp.path());
+            assert_eq!(status, Some(0), "pause on SIG{signal} as {user:?}");
+            assert!(took < Duration::from_millis(500), "pause took {took:?} on SIG{signal}");
+        }
+        let (status, took) = signal_run(&sleeper, user, "TERM", tmp.path());
+        assert_eq!(
+            status, None,
+            "sleep as PID 1 has no handler: SIGTERM is ignored ({took:?})"
+        );
+        let (status, took) = signal_run(&wrapped, user, "TERM", tmp.path());
+        assert_eq!(
+            status,
+            Some(128 + 15),
+            "init forwards SIGTERM; sleep dies of it ({took:?})"
+        );
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.len() <= 1, "speck run left {left:?} behind"); // the killed run's
+    }
+    let check = output(speck().arg("check").arg(&sleeper));
+    assert_eq!(check.status.code(), Some(1));
+    let report = text(&check.stdout);
+    assert!(
+        report.contains("FAIL  stops") && report.contains("docker stop will wait") && report.contains("--init"),
+        "{report}"
+    );
+    let check = output(speck().arg("check").arg(&wrapped));
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("pass  stops"), "{}", text(&check.stdout));
+    let json = ok(speck().args(["check", "--json"]).arg(&pause));
+    let findings: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let stops = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "stops")
+        .unwrap();
+    assert_eq!(stops["verdict"], "pass", "{json}");
+}
+
+#[test]
+fn engine_run_passes_arguments_and_status_through() {
+    for engine_name in ["docker", "podman"] {
+        if !engine(engine_name) {
+            continue;
+        }
+        let dir = workdir();
+        let archive = dir.path().join("sh.tar");
+        ok(speck().args(["pack", "/bin/sh", "-o"]).arg(&archive));
+        let out = output(speck().args(["run", "--engine", engine_name]).arg(&archive).args([
+            "--",
+            "-c",
+            "echo via engine; exit 5",
+        ]));
+        assert_eq!(out.status.code(), Some(5), "{out:?}");
+        assert_eq!(text(&out.stdout), "via engine\n");
+    }
+}
