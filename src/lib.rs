@@ -10,7 +10,8 @@
 //!    compressed as asked), or a local engine ([`engine`]).
 //!    [`registry`] pushes images to (and pulls them from) any OCI registry.
 //! 5. [`read`] brings images back from archives, layouts and engines; [`measure`] sizes
-//!    them as every tool counts and says what is inside.
+//!    them as every tool counts and says what is inside; [`run`] unpacks and runs them
+//!    here in namespaces, and checks that they will run.
 //!
 //! Building never publishes and publishing never builds: sources meet sinks only at
 //! [`image::Image`].

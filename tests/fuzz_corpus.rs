@@ -51,3 +51,23 @@ fn strip_never_grows_or_panics_on_the_corpus() {
         }
     }
 }
+
+#[test]
+fn unpack_stays_inside_its_target_for_the_corpus() {
+    use speck::run::unpack::{Limits, apply_tar};
+    for bytes in corpus("unpack") {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let limits = Limits {
+            bytes: 1 << 20,
+            entries: 1000,
+        };
+        let _ = apply_tar(&bytes, &root, &limits);
+        let beside: Vec<_> = std::fs::read_dir(base.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["root"]);
+    }
+}

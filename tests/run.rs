@@ -243,3 +243,92 @@ fn engine_run_passes_arguments_and_status_through() {
         assert_eq!(text(&out.stdout), "via engine\n");
     }
 }
+
+/// A docker-archive of one layer of `entries`, with `config`, for `platform`.
+fn archive_of(
+    dir: &Path,
+    name: &str,
+    entries: &[speck::layer::Entry],
+    config: speck::image::Config,
+    platform: &str,
+) -> std::path::PathBuf {
+    use speck::layer::{Compression, Layer, LayerOptions, TarForm};
+    let options = LayerOptions {
+        form: TarForm::Minimal,
+        mtime: 0,
+        compression: Compression::None,
+    };
+    let image = speck::image::ImageSpec {
+        platform: speck::image::Platform::linux(platform),
+        config,
+        layers: vec![Layer::build(entries, &options).unwrap()],
+        created: 0,
+        created_by: "test".into(),
+        annotations: Default::default(),
+    }
+    .build();
+    let path = dir.join(format!("{name}.tar"));
+    std::fs::write(&path, speck::write::archive(&image.into(), &Default::default()).bytes).unwrap();
+    path
+}
+
+#[test]
+fn check_names_what_stops_an_image_from_running_and_the_fix() {
+    use speck::forge::{Arch, hello};
+    use speck::image::Config;
+    use speck::layer::Entry;
+    let dir = workdir();
+    let runs = |path: &str| Config {
+        entrypoint: Some(vec![path.into()]),
+        ..Config::default()
+    };
+    let script = Entry::file("run.sh", 0o755, b"#!/bin/bash\necho hi\n".to_vec()).unwrap();
+    let arm = Entry::file("hello", 0o755, hello::program(Arch::Arm64, b"hi", 0)).unwrap();
+    let private = Entry::file("app", 0o700, hello::program(Arch::Amd64, b"hi", 0)).unwrap();
+    let ls = Entry::file("ls", 0o755, std::fs::read("/bin/ls").unwrap()).unwrap();
+    let nonroot = Config {
+        user: Some("65532".into()),
+        ..runs("/app")
+    };
+    let cases = [
+        (
+            archive_of(dir.path(), "script", &[script], runs("/run.sh"), "amd64"),
+            "interpreter",
+            "#!/bin/bash, which is not in the image",
+        ),
+        (
+            archive_of(dir.path(), "arch", &[arm], runs("/hello"), "amd64"),
+            "architecture",
+            "exec format error",
+        ),
+        (
+            archive_of(dir.path(), "private", &[private], nonroot, "amd64"),
+            "executable",
+            "user 65532 cannot execute it",
+        ),
+        (
+            archive_of(dir.path(), "ls", &[ls], runs("/ls"), "amd64"),
+            "libraries",
+            "needs its interpreter",
+        ),
+        (
+            archive_of(dir.path(), "none", &[], Config::default(), "amd64"),
+            "command",
+            "no command",
+        ),
+    ];
+    for (archive, check, says) in cases {
+        let out = output(speck().args(["check", "--json"]).arg(&archive));
+        assert_eq!(out.status.code(), Some(1), "{archive:?}: {out:?}");
+        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let failed = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["verdict"] == "fail")
+            .unwrap();
+        assert_eq!(failed["check"], check, "{findings}");
+        assert!(failed["evidence"].as_str().unwrap().contains(says), "{findings}");
+        assert!(!failed["fix"].as_str().unwrap().is_empty(), "{findings}");
+    }
+}

@@ -156,10 +156,9 @@ impl Name {
 
 impl Applier {
     fn new(target: &Path, limits: &Limits) -> Result<Self, UnpackError> {
-        let flags = OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC;
-        let root = nix::fcntl::open(target, flags, Mode::empty()).map_err(|e| UnpackError::Target {
+        let root = open_target(target).map_err(|source| UnpackError::Target {
             path: target.display().to_string(),
-            source: e.into(),
+            source,
         })?;
         Ok(Self {
             root,
@@ -192,8 +191,17 @@ impl Applier {
         for whiteouts in [true, false] {
             let mut archive = crate::layer::tar::reader(tar);
             let members = archive.entries().map_err(|e| self.layer_error(e))?;
+            let mut previous: Option<String> = None;
             for member in members {
-                let member = member.map_err(|e| self.layer_error(e))?;
+                let member = member.map_err(|e| match &previous {
+                    // Reading the next header fails when this one's data is cut short.
+                    Some(name) => self.refuse(
+                        name,
+                        format!("the layer ends inside its data or has no valid header after it ({e})"),
+                    ),
+                    None => self.layer_error(e),
+                })?;
+                previous = Some(String::from_utf8_lossy(&member.path_bytes()).into_owned());
                 self.member(member, whiteouts)?;
             }
         }
@@ -255,6 +263,7 @@ impl Applier {
         }
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // A member cut short already failed the whiteout pass, which skips its data.
                 self.file(&parent, &last, &name.shown, &mut member, mode, owner)
             }
             EntryType::Directory => {
@@ -435,7 +444,12 @@ impl Applier {
         };
         let target_parent = self
             .open(&target.parent(), OFlag::O_PATH | OFlag::O_DIRECTORY)
-            .map_err(|e| self.refuse(shown, format!("its target {}: {}", target.shown, e.desc())))?;
+            .map_err(|_| {
+                self.refuse(
+                    shown,
+                    format!("a hard link to {}, which is not in the image", target.shown),
+                )
+            })?;
         linkat(
             &target_parent,
             target.last(),
@@ -443,7 +457,13 @@ impl Applier {
             last,
             nix::fcntl::AtFlags::empty(),
         )
-        .map_err(|e| self.refuse(shown, format!("cannot link to {}: {}", target.shown, e.desc())))
+        .map_err(|e| match e {
+            Errno::ENOENT => self.refuse(
+                shown,
+                format!("a hard link to {}, which is not in the image", target.shown),
+            ),
+            e => self.refuse(shown, format!("cannot link to {}: {}", target.shown, e.desc())),
+        })
     }
 
     /// `.wh.NAME` removes NAME of lower layers; `.wh..wh..opq` empties its directory.
@@ -490,6 +510,12 @@ impl Applier {
             "owners not kept (uid {uid} cannot be given here): every file belongs to the running user"
         ));
     }
+}
+
+/// The unpack target, as the directory every path is resolved from.
+fn open_target(target: &Path) -> std::io::Result<OwnedFd> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC;
+    Ok(nix::fcntl::open(target, flags, Mode::empty())?)
 }
 
 /// Opens `path` below `root` as the container will see it: symlinks and `..` resolved
@@ -544,11 +570,7 @@ fn parts_of(path: &str) -> Vec<String> {
 /// Reads the file at `path` of the unpacked tree `target` as the container would see it
 /// (symlinks resolved inside the tree).
 pub fn read_file(target: &Path, path: &str) -> std::io::Result<Vec<u8>> {
-    let root = nix::fcntl::open(
-        target,
-        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let root = open_target(target)?;
     let file = open_in_root(&root, &parts_of(path).join("/"), OFlag::O_RDONLY)?;
     let mut bytes = Vec::new();
     std::fs::File::from(file).read_to_end(&mut bytes)?;
@@ -558,11 +580,7 @@ pub fn read_file(target: &Path, path: &str) -> std::io::Result<Vec<u8>> {
 /// Makes the directory `path` (and its parents) in the unpacked tree `target`, inside
 /// it whatever its symlinks say, and gives it `mode` if it is new.
 pub fn make_dir(target: &Path, path: &str, mode: u32) -> std::io::Result<()> {
-    let root = nix::fcntl::open(
-        target,
-        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let root = open_target(target)?;
     let parts = parts_of(path);
     let Some((last, parents)) = parts.split_last() else {
         return Ok(());
