@@ -332,3 +332,33 @@ fn check_names_what_stops_an_image_from_running_and_the_fix() {
         assert!(!failed["fix"].as_str().unwrap().is_empty(), "{findings}");
     }
 }
+
+#[test]
+fn docker_stop_of_a_program_packed_with_init_returns_at_once() {
+    if !engine("docker") {
+        return;
+    }
+    let tag = unique("speck-init-stop");
+    let _cleanup = Cleanup(vec![format!("docker rm -f {tag}"), format!("docker rmi {tag}")]);
+    ok(speck().args([
+        "pack",
+        "/bin/sleep",
+        "--init",
+        "--load",
+        "docker",
+        "--tag",
+        &tag,
+        "--",
+        "60",
+    ]));
+    ok(Command::new("docker").args(["run", "-d", "--name", &tag, &tag]));
+    let started = Instant::now();
+    ok(Command::new("docker").args(["stop", &tag]));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "docker stop took {took:?}: init did not pass SIGTERM on"
+    );
+    let status = ok(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &tag]));
+    assert_eq!(status.trim(), "143", "sleep died of the forwarded SIGTERM");
+}

@@ -80,7 +80,8 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
                 network: args.net,
                 ..RunOptions::default()
             };
-            match speck::run::run(&image, options) {
+            let target = &args.target;
+            match speck::run::run(&image, options, |note| eprintln!("speck: {target}: {note}")) {
                 Ok(status) => status,
                 Err(error) => {
                     eprintln!("speck: {}: {error}", args.target);

@@ -257,27 +257,15 @@ fn allowed(mode: u32, (uid, gid): (u32, u32), process: &super::process::Process,
 
 /// The owner the image's layers give `path` (the last layer that has it wins).
 fn owner_in_image(image: &Image, path: &str) -> (u32, u32) {
-    let mut owner = (0, 0);
-    for layer in image.layers() {
-        let Ok(tar) = layer.tar(Limits::default().bytes) else {
-            continue;
-        };
-        let mut archive = crate::layer::tar::reader(&tar);
-        let Ok(members) = archive.entries() else { continue };
-        for member in members.flatten() {
-            let name = String::from_utf8_lossy(&member.path_bytes()).into_owned();
-            if name
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .trim_end_matches('/')
-                == path
-            {
-                let header = member.header();
-                owner = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
-            }
-        }
-    }
-    owner
+    let layers = image
+        .layers()
+        .iter()
+        .filter_map(|layer| layer.tar(Limits::default().bytes).ok());
+    let entries = layers.flat_map(|tar| crate::layer::tar::read(&tar).unwrap_or_default());
+    entries
+        .filter(|entry| entry.path == path)
+        .last()
+        .map_or((0, 0), |entry| (entry.uid, entry.gid))
 }
 
 /// The interpreter and libraries of a dynamic program, as the loader would find them

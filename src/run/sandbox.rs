@@ -172,7 +172,8 @@ pub const FORWARDED: [Signal; 6] = [
 
 /// Runs `image` in the foreground: forwards [`FORWARDED`] signals to its PID 1 and
 /// returns its exit status.
-pub fn run(image: &Image, options: RunOptions) -> Result<i32, RunError> {
+/// `report` gets the unpack's notes (what was skipped or contained) once it has started.
+pub fn run(image: &Image, options: RunOptions, report: impl Fn(&str)) -> Result<i32, RunError> {
     let mut watched = SigSet::empty();
     for signal in FORWARDED.into_iter().chain([Signal::SIGCHLD]) {
         // A shell starts background jobs with SIGINT ignored; forwarding needs it delivered.
@@ -183,6 +184,7 @@ pub fn run(image: &Image, options: RunOptions) -> Result<i32, RunError> {
     let mut previous = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&watched), Some(&mut previous)).map_err(|e| setup("signals", e))?;
     let result = start(image, options).map(|mut started| {
+        started.notes.iter().for_each(|note| report(note));
         loop {
             if let Some(status) = started.try_wait() {
                 break status;
@@ -440,7 +442,6 @@ struct Prepared {
     argv: Vec<CString>,
     env: Vec<CString>,
     candidates: Vec<CString>,
-    cwd: String,
     hostname: String,
     network: Network,
     process: Process,
@@ -470,7 +471,6 @@ impl Prepared {
             argv,
             env,
             candidates,
-            cwd: process.cwd.clone(),
             hostname: hostname.to_owned(),
             network,
             process: process.clone(),
@@ -540,7 +540,8 @@ fn enter(prepared: &Prepared, output: Option<i32>) -> Result<(), String> {
     std::env::set_current_dir(root).map_err(|e| format!("chdir: {e}"))?;
     nix::unistd::pivot_root(".", ".").map_err(failed("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(failed("detaching the old root"))?;
-    std::env::set_current_dir(&prepared.cwd).map_err(|e| format!("working directory {}: {e}", prepared.cwd))?;
+    let cwd = &prepared.process.cwd;
+    std::env::set_current_dir(cwd).map_err(|e| format!("working directory {cwd}: {e}"))?;
     if let Some(fd) = output {
         for target in [1, 2] {
             // SAFETY: duplicating descriptors this process owns.

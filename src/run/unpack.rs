@@ -327,17 +327,9 @@ impl Applier {
         if text.starts_with('/') {
             self.note(format!("absolute name {text:?} unpacked below the root, as engines do"));
         }
-        let mut parts: Vec<String> = Vec::new();
-        for part in text.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    if parts.pop().is_none() {
-                        return Err(self.refuse(&shown, "its '..' leads outside the image root"));
-                    }
-                }
-                part => parts.push(part.to_owned()),
-            }
+        let (parts, climbed_out) = parts_of(text);
+        if climbed_out {
+            return Err(self.refuse(&shown, "its '..' leads outside the image root"));
         }
         Ok((!parts.is_empty()).then_some(Name { shown, parts }))
     }
@@ -552,26 +544,26 @@ fn make_dirs(root: &impl AsFd, parts: &[String]) -> Result<OwnedFd, (String, Err
     open_in_root(root, &made, directory_flags).map_err(|e| (made, e))
 }
 
-/// The parts of an absolute or relative path inside a root (`..` stops at the root).
-fn parts_of(path: &str) -> Vec<String> {
+/// The parts of an absolute or relative path inside a root, and whether a `..` tried
+/// to climb above it (it stops at the root).
+fn parts_of(path: &str) -> (Vec<String>, bool) {
     let mut parts: Vec<String> = Vec::new();
+    let mut climbed_out = false;
     for part in path.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
+            ".." => climbed_out |= parts.pop().is_none(),
             part => parts.push(part.to_owned()),
         }
     }
-    parts
+    (parts, climbed_out)
 }
 
 /// Reads the file at `path` of the unpacked tree `target` as the container would see it
 /// (symlinks resolved inside the tree).
 pub fn read_file(target: &Path, path: &str) -> std::io::Result<Vec<u8>> {
     let root = open_target(target)?;
-    let file = open_in_root(&root, &parts_of(path).join("/"), OFlag::O_RDONLY)?;
+    let file = open_in_root(&root, &parts_of(path).0.join("/"), OFlag::O_RDONLY)?;
     let mut bytes = Vec::new();
     std::fs::File::from(file).read_to_end(&mut bytes)?;
     Ok(bytes)
@@ -581,7 +573,7 @@ pub fn read_file(target: &Path, path: &str) -> std::io::Result<Vec<u8>> {
 /// it whatever its symlinks say, and gives it `mode` if it is new.
 pub fn make_dir(target: &Path, path: &str, mode: u32) -> std::io::Result<()> {
     let root = open_target(target)?;
-    let parts = parts_of(path);
+    let (parts, _) = parts_of(path);
     let Some((last, parents)) = parts.split_last() else {
         return Ok(());
     };
