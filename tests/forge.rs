@@ -452,14 +452,6 @@ fn init_forwards_signals_propagates_status_and_reaps_every_zombie() {
 
 // ---- http ----
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn get(port: u16, request: &[u8]) -> Vec<u8> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -125,12 +125,7 @@ fn docker_stop_returns_at_once_for_pause_init_and_http() {
         assert!(took < WELL_UNDER_TIMEOUT, "init {platform}: docker stop took {took:?}");
         assert_eq!(code, "0", "init {platform}: the child's status");
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
+        let port = free_port().to_string();
         let (http, _h) = load(&["http", "--port", &port, "--body", "up\n"], platform);
         let url = format!("http://127.0.0.1:{port}/");
         let (took, code) = timed_stop("--network=host", &http, |_| {

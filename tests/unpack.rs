@@ -252,3 +252,71 @@ fn limits_stop_a_layer_that_claims_too_much() {
     let error = apply_tar(&many.concat(), &scratch.root(), &limits).unwrap_err();
     assert!(error.to_string().contains("more than 10 entries"), "{error}");
 }
+
+/// Every hostile layer above, its escaping names carrying `token`.
+fn hostile_layers(token: &str) -> Vec<Vec<Vec<u8>>> {
+    let escape = |prefix: &str| format!("{prefix}{token}");
+    vec![
+        vec![file(&escape("../"), "x")],
+        vec![file(&escape("a/../../"), "x")],
+        vec![file(&escape("/"), "absolute")],
+        vec![file(&escape("/tmp/"), "absolute")],
+        vec![symlink("to-root", "/"), file(&escape("to-root/tmp/"), "through /")],
+        vec![symlink("up", "../../../.."), file(&escape("up/etc/"), "through ..")],
+        vec![symlink("up", ".."), file(&escape("up/"), "through ..")],
+        vec![symlink("etc-link", "/etc"), hardlink("h", &escape("etc-link/"))],
+        vec![
+            symlink("etc-link", "/etc"),
+            hardlink("h", "etc-link/passwd"),
+            file("h", "rewritten"),
+        ],
+        vec![symlink("dir", "/tmp"), file(&escape("dir/"), "x"), file(".wh.dir", "")],
+        vec![file(&escape(".wh...//"), ""), file(&escape("../.wh."), "")],
+        vec![
+            device(escape("/dev/").as_bytes(), b'3', 1, 3),
+            device(escape("../").as_bytes(), b'6', 0, 0),
+        ],
+        vec![
+            file("dup", "first"),
+            file("dup", "second"),
+            symlink("dup", "/etc/passwd"),
+            file("dup", "third"),
+        ],
+    ]
+}
+
+/// The host is scanned after every hostile layer is applied: no file anywhere bears
+/// the escaping names (outside the scratch areas), and /etc/passwd is untouched.
+#[test]
+fn a_scan_of_the_host_finds_nothing_written_outside_the_target() {
+    let token = format!("speck-escape-{}", std::process::id());
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    let scratches: Vec<Scratch> = hostile_layers(&token)
+        .iter()
+        .map(|members| {
+            let scratch = Scratch::new();
+            let _ = scratch.apply(members);
+            scratch.assert_contained();
+            scratch
+        })
+        .collect();
+    let found = std::process::Command::new("find")
+        .args(["/", "/tmp", "/dev/shm", "/run", "/var/tmp", "-xdev"])
+        .args(["(", "-path", "/proc", "-o", "-path", "/sys", ")", "-prune", "-o"])
+        .args(["-name", &format!("*{token}*"), "-print"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let outside: Vec<&str> = std::str::from_utf8(&found.stdout)
+        .unwrap()
+        .lines()
+        .filter(|path| !scratches.iter().any(|s| Path::new(path).starts_with(s.base.path())))
+        .collect();
+    assert!(outside.is_empty(), "written outside the target: {outside:?}");
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd, "/etc/passwd changed");
+    let inside = std::str::from_utf8(&found.stdout).unwrap().lines().count();
+    assert!(
+        inside >= 5,
+        "the scan finds the contained copies ({inside}): it looks in the right places"
+    );
+}

@@ -878,14 +878,16 @@ fn emit(index: &ImageIndex, output: &OutputArgs, default_name: &str) -> anyhow::
                 .map(|image| image.platform().to_string())
                 .collect()
         };
-        eprintln!(
-            "speck: wrote {} ({}, {}, {} bytes, image ID {id})",
-            dest.display(),
-            output.format.name(),
-            platforms.join(" "),
-            written.bytes,
-        );
-        report_compression(written.compressed.as_ref());
+        if !output.registry.quiet {
+            eprintln!(
+                "speck: wrote {} ({}, {}, {} bytes, image ID {id})",
+                dest.display(),
+                output.format.name(),
+                platforms.join(" "),
+                written.bytes,
+            );
+        }
+        report_compression(written.compressed.as_ref(), output.registry.quiet);
     }
     if output.base64 {
         print_base64(&write::archive(index, &options), output.format, &tags, id)?;
@@ -921,10 +923,11 @@ fn report_breaks(what: &str, breaks: &[&str]) {
     }
 }
 
-fn report_compression(compressed: Option<&write::Compressed>) {
+/// Says which codec won (unless `quiet`) and which tools cannot read it.
+fn report_compression(compressed: Option<&write::Compressed>, quiet: bool) {
     let Some(compressed) = compressed else { return };
     let codec = compressed.codec.expect("compressed archives name their codec");
-    if compressed.tried.len() > 1 {
+    if compressed.tried.len() > 1 && !quiet {
         let tried: Vec<String> = compressed
             .tried
             .iter()
@@ -947,7 +950,7 @@ fn print_base64(
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}").context("cannot write to stdout")?;
     stdout.flush().context("cannot write to stdout")?;
-    report_compression(archive.codec.is_some().then_some(archive));
+    report_compression(archive.codec.is_some().then_some(archive), false);
     // docker 20.10 cannot load an OCI archive; podman can, under the full name.
     let (engine, run) = match format {
         Format::OciArchive => ("podman", tags.first().map(Reference::full_tagged)),

@@ -34,7 +34,7 @@ pub struct RegistryArgs {
     password_stdin: bool,
     /// Print no progress or summary on stderr.
     #[arg(short, long)]
-    quiet: bool,
+    pub quiet: bool,
     /// Blobs transferred at once.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,

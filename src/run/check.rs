@@ -7,18 +7,23 @@
 //! does. Each finding has a verdict, the evidence and, when it is not a pass, the fix.
 //! Owns those rules; reuses `collect` for reading ELF files and library closures.
 
-use super::process::{Overrides, ProcessError, process};
+use super::process::{Overrides, Process, ProcessError, process};
 use super::sandbox::{self, RunOptions};
 use super::unpack::{self, Limits};
-use crate::collect::closure::{ElfDeps, Loader, Place, Root, Start};
+use crate::collect::closure::{ElfDeps, FoundKind, Loader, Need, Place, Root, Start};
 use crate::collect::executable::Executable;
 use crate::image::Image;
+use crate::layer::EntryKind;
 use nix::sys::signal::Signal;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::{Read as _, Seek as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// What to do when the configured user cannot reach, read or execute a file.
+const ACCESS_FIX: &str = "give the user access, or run as the owner: programs and the ELF interpreter need a+x, scripts and libraries a+r, and every directory on the way must be named in a layer with a+x (speck pack names them for non-root users; --tar conventional names every parent)";
 
 /// How long a program may take to start before it counts as running.
 const START_WINDOW: Duration = Duration::from_millis(500);
@@ -41,7 +46,7 @@ pub enum Verdict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Which check (`command`, `entrypoint`, `executable`, `architecture`,
-    /// `interpreter`, `libraries`, `user`, `starts`, `stops`).
+    /// `interpreter`, `libraries`, `readable`, `user`, `starts`, `stops`).
     pub check: &'static str,
     /// The verdict.
     pub verdict: Verdict,
@@ -97,7 +102,6 @@ pub fn check(image: &Image, live: bool) -> Result<Vec<Finding>, CheckError> {
 
 /// What can be seen without running: the command, its file, machine and dependencies.
 fn static_checks(image: &Image, root: &Path) -> Vec<Finding> {
-    let mut findings = Vec::new();
     let process = match process(image.config(), &Overrides::default(), root, "check") {
         Ok(process) => process,
         Err(error @ ProcessError::NoCommand) => {
@@ -109,127 +113,207 @@ fn static_checks(image: &Image, root: &Path) -> Vec<Finding> {
             return vec![Finding::problem("user", Verdict::Fail, error.to_string(), fix)];
         }
     };
-    findings.push(Finding::pass("command", process.argv.join(" ")));
-    let tree = Root::new(root);
-    let Some(program) = find_program(&tree, &process.argv[0], &process.env) else {
+    let mut findings = vec![Finding::pass("command", process.argv.join(" "))];
+    let scene = Scene {
+        image,
+        tree: Root::new(root),
+        owners: owners_in_image(image),
+        process,
+    };
+    let Some(program) = scene.find_program() else {
         findings.push(Finding::problem(
             "entrypoint",
             Verdict::Fail,
-            format!("{} is not in the image", process.argv[0]),
+            format!("{} is not in the image", scene.process.argv[0]),
             "pack the program at that path, or fix the Entrypoint",
         ));
         return findings;
     };
     findings.push(Finding::pass("entrypoint", format!("/{program}")));
-    findings.extend(file_checks(image, &tree, &program, &process, 0));
+    findings.extend(scene.file_checks(&program, 0));
     findings
 }
 
-/// The image path `argv0` runs, searching PATH when it has no `/`.
-fn find_program(tree: &Root, argv0: &str, env: &[String]) -> Option<String> {
-    let is_file = |path: &str| {
-        let walked = tree.follow(path)?;
-        std::fs::metadata(tree.on_disk(&walked.path))
-            .ok()
-            .filter(std::fs::Metadata::is_file)
-            .map(|_| walked.path)
-    };
-    if argv0.contains('/') {
-        return is_file(argv0);
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(super::process::DEFAULT_PATH);
-    path.split(':').find_map(|dir| is_file(&format!("{dir}/{argv0}")))
+/// What the static checks look at: the unpacked tree, the process the config starts,
+/// and the owner the layers give each path (the tree on disk may not keep owners).
+struct Scene<'a> {
+    image: &'a Image,
+    tree: Root,
+    process: Process,
+    owners: HashMap<String, (u32, u32, bool)>,
 }
 
-/// Checks one program (the entrypoint, or a `#!` interpreter at `depth` 1 and more).
-fn file_checks(
-    image: &Image,
-    tree: &Root,
-    path: &str,
-    process: &super::process::Process,
-    depth: usize,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let on_disk = tree.on_disk(path);
-    let meta = std::fs::metadata(&on_disk);
-    let owner = owner_in_image(image, path);
-    let mode = meta.as_ref().map_or(0, |m| m.permissions().mode());
-    let can = |bit: u32| allowed(mode, owner, process, bit);
-    if !can(0o1) {
-        findings.push(Finding::problem(
-            "executable",
-            Verdict::Fail,
+impl Scene<'_> {
+    /// The image path the command runs, searching PATH when it has no `/`.
+    fn find_program(&self) -> Option<String> {
+        let argv0 = &self.process.argv[0];
+        let is_file = |path: &str| {
+            let walked = self.tree.follow(path)?;
+            std::fs::metadata(self.tree.on_disk(&walked.path))
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|_| walked.path)
+        };
+        if argv0.contains('/') {
+            return is_file(argv0);
+        }
+        let path = self
+            .process
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(super::process::DEFAULT_PATH);
+        path.split(':').find_map(|dir| is_file(&format!("{dir}/{argv0}")))
+    }
+
+    /// `None` when the user may do `bit` (1 execute, 4 read) to the file at `path`;
+    /// otherwise what forbids it: a directory on the way it cannot pass, or the file's
+    /// mode and owner.
+    fn denied(&self, path: &str, bit: u32) -> Option<String> {
+        let mut parents = path.match_indices('/').map(|(end, _)| &path[..end]);
+        parents.find_map(|dir| self.denied_here(dir, true, 0o1)).or_else(|| {
+            let is_dir = self.owners.get(path).is_some_and(|&(_, _, is_dir)| is_dir);
+            self.denied_here(path, is_dir, bit)
+        })
+    }
+
+    fn denied_here(&self, path: &str, is_dir: bool, bit: u32) -> Option<String> {
+        let user = self.process.uid;
+        let Some(&(uid, gid, _)) = self.owners.get(path) else {
+            // docker 20.10 makes the directories a layer implies, but does not name, 0600.
+            return (user != 0 && is_dir).then(|| {
+                format!("/{path} is a directory the layers imply but do not name, which docker makes mode 600: user {user} cannot pass through it")
+            });
+        };
+        let mode = std::fs::metadata(self.tree.on_disk(path)).map_or(0, |m| m.permissions().mode());
+        let cannot = match (is_dir, bit) {
+            (true, _) => "pass through",
+            (false, 0o1) => "execute",
+            (false, _) => "read",
+        };
+        (!allowed(mode, (uid, gid), &self.process, bit)).then(|| {
             format!(
-                "/{path} has mode {:o}, owner {}:{}: user {} cannot execute it",
-                mode & 0o7777,
-                owner.0,
-                owner.1,
-                process.uid
-            ),
-            "make it executable for that user (chmod a+x; speck pack does it for the entrypoint), or run as its owner",
-        ));
+                "/{path} has mode {:o}, owner {uid}:{gid}: user {user} cannot {cannot} it",
+                mode & 0o7777
+            )
+        })
     }
-    let mut head = Vec::new();
-    let _ = std::fs::File::open(&on_disk).and_then(|f| f.take(1 << 26).read_to_end(&mut head));
-    match Executable::of(&head) {
-        Executable::Elf(facts) => {
-            let platform = image.platform();
-            match &facts.platform {
-                Some(machine) if machine.matches(platform) || platform.matches(machine) => {
-                    findings.push(Finding::pass(
+
+    /// Checks one program (the entrypoint, or a `#!` interpreter at `depth` 1 and more).
+    fn file_checks(&self, path: &str, depth: usize) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if let Some(seen) = self.denied(path, 0o1) {
+            findings.push(Finding::problem("executable", Verdict::Fail, seen, ACCESS_FIX));
+        }
+        let mut head = Vec::new();
+        let _ = std::fs::File::open(self.tree.on_disk(path)).and_then(|f| f.take(1 << 26).read_to_end(&mut head));
+        match Executable::of(&head) {
+            Executable::Elf(facts) => {
+                let platform = self.image.platform();
+                match &facts.platform {
+                    Some(machine) if machine.matches(platform) || platform.matches(machine) => {
+                        findings.push(Finding::pass(
+                            "architecture",
+                            format!("/{path} is {} for {platform}", facts.machine_name),
+                        ))
+                    }
+                    _ => findings.push(Finding::problem(
                         "architecture",
-                        format!("/{path} is {} for {platform}", facts.machine_name),
-                    ))
+                        Verdict::Fail,
+                        format!(
+                            "/{path} is {}, but the image is {platform}: it fails with \"exec format error\"",
+                            facts.machine_name
+                        ),
+                        "build the program for the image's platform, or set the platform the program is for",
+                    )),
                 }
-                _ => findings.push(Finding::problem(
-                    "architecture",
-                    Verdict::Fail,
-                    format!(
-                        "/{path} is {}, but the image is {platform}: it fails with \"exec format error\"",
-                        facts.machine_name
-                    ),
-                    "build the program for the image's platform, or set the platform the program is for",
-                )),
-            }
-            if facts.interpreter.is_some() {
-                findings.push(libraries(tree, path, &head));
-            }
-        }
-        Executable::Script(interpreter) if depth < 4 => {
-            if !can(0o4) {
-                findings.push(Finding::problem(
-                    "readable",
-                    Verdict::Fail,
-                    format!("/{path} is a script that user {} cannot read", process.uid),
-                    "make it readable (chmod a+r)",
-                ));
-            }
-            let program = interpreter.split_whitespace().next().unwrap_or_default().to_owned();
-            match tree.follow(&program).filter(|w| tree.on_disk(&w.path).is_file()) {
-                Some(walked) => {
-                    findings.push(Finding::pass("interpreter", format!("/{path} runs with {program}")));
-                    findings.extend(file_checks(image, tree, &walked.path, process, depth + 1));
+                if facts.interpreter.is_some() {
+                    findings.extend(self.libraries(path, &head));
                 }
-                None => findings.push(Finding::problem(
-                    "interpreter",
-                    Verdict::Fail,
-                    format!("/{path} starts with #!{interpreter}, which is not in the image: it fails with \"no such file or directory\""),
-                    "add the interpreter (speck pack it with the script), or make the entrypoint a program",
-                )),
             }
+            Executable::Script(interpreter) if depth < 4 => findings.extend(self.script(path, &interpreter, depth)),
+            Executable::Script(_) => {}
+            other => findings.push(Finding::problem(
+                "architecture",
+                Verdict::Fail,
+                format!("/{path} is not a Linux program ({})", describe(&other)),
+                "make the entrypoint a Linux ELF program or a #! script",
+            )),
         }
-        Executable::Script(_) => {}
-        other => findings.push(Finding::problem(
-            "architecture",
-            Verdict::Fail,
-            format!("/{path} is not a Linux program ({})", describe(&other)),
-            "make the entrypoint a Linux ELF program or a #! script",
-        )),
+        findings
     }
-    findings
+
+    /// A `#!` script: readable by the user, its interpreter present and checked in turn.
+    fn script(&self, path: &str, interpreter: &str, depth: usize) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if let Some(seen) = self.denied(path, 0o4) {
+            findings.push(Finding::problem("readable", Verdict::Fail, seen, ACCESS_FIX));
+        }
+        let program = interpreter.split_whitespace().next().unwrap_or_default();
+        match self.tree.follow(program).filter(|w| self.tree.on_disk(&w.path).is_file()) {
+            Some(walked) => {
+                findings.push(Finding::pass("interpreter", format!("/{path} runs with {program}")));
+                findings.extend(self.file_checks(&walked.path, depth + 1));
+            }
+            None => findings.push(Finding::problem(
+                "interpreter",
+                Verdict::Fail,
+                format!("/{path} starts with #!{interpreter}, which is not in the image: it fails with \"no such file or directory\""),
+                "add the interpreter (speck pack it with the script), or make the entrypoint a program",
+            )),
+        }
+        findings
+    }
+
+    /// The interpreter and libraries of a dynamic program, as the loader would find them
+    /// in the image, and whether the user may use them: the kernel needs to execute the
+    /// interpreter, the loader to read each library.
+    fn libraries(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
+        let Some(deps) = ElfDeps::read(bytes) else {
+            let evidence = format!("/{path}: its dynamic section cannot be read");
+            return vec![Finding::problem("libraries", Verdict::Warn, evidence, "")];
+        };
+        let loader = Loader::new(self.tree.clone(), Vec::new());
+        let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
+        let start = Start {
+            path: path.to_owned(),
+            deps,
+            origin: Place::InRoot(directory),
+        };
+        let closure = match loader.closure(&[start], &|_| false) {
+            Ok(closure) => closure,
+            Err(error) => {
+                let fix = "pack the program with speck pack, which adds its interpreter and libraries";
+                return vec![Finding::problem("libraries", Verdict::Fail, error.to_string(), fix)];
+            }
+        };
+        let files = closure
+            .found
+            .iter()
+            .filter(|found| matches!(found.what, FoundKind::File(_)));
+        let denied: Vec<String> = files
+            .filter_map(|found| match found.need {
+                Need::Interpreter(_) => self.denied(&found.path, 0o1),
+                _ => self.denied(&found.path, 0o4),
+            })
+            .collect();
+        let mut findings = vec![Finding::pass(
+            "libraries",
+            format!(
+                "/{path}: interpreter and {} libraries present",
+                closure.found.len().saturating_sub(1)
+            ),
+        )];
+        if !denied.is_empty() {
+            findings.push(Finding::problem(
+                "readable",
+                Verdict::Fail,
+                format!("/{path} cannot be loaded: {}", denied.join("; ")),
+                ACCESS_FIX,
+            ));
+        }
+        findings
+    }
 }
 
 fn describe(executable: &Executable) -> &'static str {
@@ -241,7 +325,7 @@ fn describe(executable: &Executable) -> &'static str {
 }
 
 /// Whether `process` may do `bit` (1 execute, 4 read) to a file of `mode` owned by `owner`.
-fn allowed(mode: u32, (uid, gid): (u32, u32), process: &super::process::Process, bit: u32) -> bool {
+fn allowed(mode: u32, (uid, gid): (u32, u32), process: &Process, bit: u32) -> bool {
     if process.uid == 0 {
         return bit != 0o1 || mode & 0o111 != 0;
     }
@@ -255,52 +339,17 @@ fn allowed(mode: u32, (uid, gid): (u32, u32), process: &super::process::Process,
     mode >> shift & bit != 0
 }
 
-/// The owner the image's layers give `path` (the last layer that has it wins).
-fn owner_in_image(image: &Image, path: &str) -> (u32, u32) {
+/// The owner the image's layers give each path they name (the last layer that has it
+/// wins), and whether it is a directory.
+fn owners_in_image(image: &Image) -> HashMap<String, (u32, u32, bool)> {
     let layers = image
         .layers()
         .iter()
         .filter_map(|layer| layer.tar(Limits::default().bytes).ok());
-    let entries = layers.flat_map(|tar| crate::layer::tar::read(&tar).unwrap_or_default());
-    entries
-        .filter(|entry| entry.path == path)
-        .last()
-        .map_or((0, 0), |entry| (entry.uid, entry.gid))
-}
-
-/// The interpreter and libraries of a dynamic program, as the loader would find them
-/// in the image.
-fn libraries(tree: &Root, path: &str, bytes: &[u8]) -> Finding {
-    let Some(deps) = ElfDeps::read(bytes) else {
-        return Finding::problem(
-            "libraries",
-            Verdict::Warn,
-            format!("/{path}: its dynamic section cannot be read"),
-            "",
-        );
-    };
-    let loader = Loader::new(tree.clone(), Vec::new());
-    let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
-    let start = Start {
-        path: path.to_owned(),
-        deps,
-        origin: Place::InRoot(directory),
-    };
-    match loader.closure(&[start], &|_| false) {
-        Ok(closure) => Finding::pass(
-            "libraries",
-            format!(
-                "/{path}: interpreter and {} libraries present",
-                closure.found.len().saturating_sub(1)
-            ),
-        ),
-        Err(error) => Finding::problem(
-            "libraries",
-            Verdict::Fail,
-            error.to_string(),
-            "pack the program with speck pack, which adds its interpreter and libraries",
-        ),
-    }
+    layers
+        .flat_map(|tar| crate::layer::tar::read(&tar).unwrap_or_default())
+        .map(|entry| (entry.path, (entry.uid, entry.gid, entry.kind == EntryKind::Dir)))
+        .collect()
 }
 
 /// Starts the image and, if it keeps running, stops it as `docker stop` would.
@@ -422,7 +471,7 @@ mod tests {
 
     #[test]
     fn permission_bits_follow_owner_group_other() {
-        let process = |uid, gid| super::super::process::Process {
+        let process = |uid, gid| Process {
             argv: vec!["/x".into()],
             env: vec![],
             cwd: "/".into(),

@@ -21,7 +21,7 @@
 
 use super::process::{Overrides, Process, process};
 use super::unpack::{self, Limits, Unpacked};
-use crate::image::Image;
+use crate::image::{Image, Platform};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
@@ -403,7 +403,8 @@ fn monitor(
     ] {
         unpack::make_dir(root, dir, mode).map_err(|e| format!("cannot make {dir} in the container: {e}"))?;
     }
-    let prepared = Prepared::new(&process, root, hostname, options.network)?;
+    let mut prepared = Prepared::new(&process, root, hostname, options.network)?;
+    prepared.foreign_platform = (!image.platform().matches(&Platform::host())).then(|| image.platform().to_string());
     let output = options.output.as_ref().map(|fd| fd.as_raw_fd());
     // SAFETY: the monitor is single-threaded.
     let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
@@ -445,6 +446,8 @@ struct Prepared {
     hostname: String,
     network: Network,
     process: Process,
+    /// The image's platform, when it is not this machine's.
+    foreign_platform: Option<String>,
 }
 
 impl Prepared {
@@ -473,6 +476,7 @@ impl Prepared {
             candidates,
             hostname: hostname.to_owned(),
             network,
+            foreign_platform: None,
             process: process.clone(),
         })
     }
@@ -621,9 +625,15 @@ fn execute(prepared: &Prepared) -> (i32, String) {
     match denied {
         Some((path, Errno::ENOEXEC)) => (
             CANNOT_EXECUTE,
-            format!(
-                "exec {path}: exec format error: it is not a program for this machine, or a script whose #! interpreter is missing"
-            ),
+            match &prepared.foreign_platform {
+                Some(platform) => format!(
+                    "exec {path}: exec format error: the image is for {platform} and this machine is {}, with no emulator for it registered in binfmt_misc; run the image built for this machine, or install one (Debian: qemu-user-static)",
+                    Platform::host()
+                ),
+                None => format!(
+                    "exec {path}: exec format error: it is not a program for this machine, or a script whose #! interpreter is missing"
+                ),
+            },
         ),
         Some((path, error)) => (CANNOT_EXECUTE, format!("exec {path}: {}", error.desc())),
         None if program.contains('/') => (

@@ -143,6 +143,12 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// A loopback TCP port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// A CNCF distribution registry of the test's own, on a free loopback port, with its
 /// storage in a temporary directory; `extra` is YAML added to its config (e.g. `auth:`).
 /// Stopped when dropped.
@@ -157,12 +163,7 @@ pub struct OwnRegistry {
 impl OwnRegistry {
     pub fn start(extra: &str) -> Self {
         let dir = workdir();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
