@@ -96,7 +96,8 @@ impl Layer {
 
     /// [`Self::from_blob`] for a blob whose digest the caller computed (while
     /// downloading, or to check it before inflating): `digest` must be its sha256.
-    pub fn from_hashed_blob(blob: Vec<u8>, digest: Digest, limit: u64) -> Result<Self, LayerReadError> {
+    pub fn from_hashed_blob(blob: impl Into<bytes::Bytes>, digest: Digest, limit: u64) -> Result<Self, LayerReadError> {
+        let blob = blob.into();
         let mut inflating = Inflating::new(limit);
         inflating.update(&blob)?;
         inflating.finish(blob, digest)
@@ -167,13 +168,16 @@ impl Inflating {
     pub fn update(&mut self, bytes: &[u8]) -> Result<(), LayerReadError> {
         use std::io::Write as _;
         if let Inflation::Sniffing(head) = &mut self.state {
-            head.extend_from_slice(bytes);
+            // Only the first bytes are held back: a whole blob given at once is not copied.
+            let wanted = (SNIFF_LEN - head.len()).min(bytes.len());
+            head.extend_from_slice(&bytes[..wanted]);
             if head.len() < SNIFF_LEN {
                 return Ok(());
             }
             let head = std::mem::take(head);
             self.decide(&head);
-            return self.update(&head);
+            self.update(&head)?;
+            return self.update(&bytes[wanted..]);
         }
         if let Inflation::Gzip(decoder) = &mut self.state {
             decoder.write_all(bytes)?;
@@ -196,7 +200,8 @@ impl Inflating {
 
     /// The layer, once every byte of `blob` (whose sha256 is `digest`) went through
     /// [`Self::update`].
-    pub fn finish(mut self, blob: Vec<u8>, digest: Digest) -> Result<Layer, LayerReadError> {
+    pub fn finish(mut self, blob: impl Into<bytes::Bytes>, digest: Digest) -> Result<Layer, LayerReadError> {
+        let blob = blob.into();
         if let Inflation::Sniffing(head) = &self.state {
             let head = head.clone();
             self.decide(&head);
@@ -223,7 +228,7 @@ impl Inflating {
             tar_len,
             compression,
             digest,
-            blob: blob.into(),
+            blob,
         })
     }
 }

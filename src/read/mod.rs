@@ -210,7 +210,8 @@ fn read_registry(reference: &str, with_entries: bool) -> Result<Read, Problem> {
 
 /// Files of a container by path, and whether to list layer entries.
 struct Files {
-    by_path: BTreeMap<String, Vec<u8>>,
+    // Bytes: layers share the file's bytes instead of copying them.
+    by_path: BTreeMap<String, bytes::Bytes>,
     with_entries: bool,
 }
 
@@ -227,7 +228,7 @@ fn read_archive(bytes: Vec<u8>, with_entries: bool) -> Result<Read, Problem> {
     };
     for entry in crate::layer::tar::read(&tar)? {
         if let crate::layer::EntryKind::File(data) = entry.kind {
-            files.by_path.insert(entry.path, data.to_vec());
+            files.by_path.insert(entry.path, data.to_vec().into());
         }
     }
     let (layout, images) = read_files(&files)?;
@@ -257,7 +258,7 @@ fn read_dir(dir: &Path, with_entries: bool) -> Result<Read, Problem> {
                 let relative = path.strip_prefix(dir).expect("inside the directory");
                 files
                     .by_path
-                    .insert(relative.to_string_lossy().into_owned(), std::fs::read(&path)?);
+                    .insert(relative.to_string_lossy().into_owned(), std::fs::read(&path)?.into());
             }
         }
     }
@@ -288,13 +289,9 @@ fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>), Problem> {
     }
 }
 
-fn file<'a>(files: &'a Files, path: &str) -> Result<&'a [u8], Problem> {
+fn file<'a>(files: &'a Files, path: &str) -> Result<&'a bytes::Bytes, Problem> {
     let path = crate::layer::image_path(path).map_err(|e| Problem::Other(e.to_string()))?;
-    files
-        .by_path
-        .get(&path)
-        .map(Vec::as_slice)
-        .ok_or(Problem::Missing(path))
+    files.by_path.get(&path).ok_or(Problem::Missing(path))
 }
 
 /// Checks a blob against the digest its path or descriptor names, when it names one.
@@ -364,7 +361,7 @@ fn read_layer(files: &Files, path: &str, digest: Option<&str>) -> Result<(Layer,
     let blob = file(files, path)?;
     let actual = Digest::of(blob);
     verified_digest(path, actual, digest)?;
-    let layer = Layer::from_hashed_blob(blob.to_vec(), actual, INFLATE_LIMIT)?;
+    let layer = Layer::from_hashed_blob(blob.clone(), actual, INFLATE_LIMIT)?;
     let entries = if files.with_entries {
         crate::layer::tar::read(&layer.tar(INFLATE_LIMIT)?)?
     } else {
