@@ -314,6 +314,36 @@ fn a_foreign_image_says_which_platform_it_is_for() {
     );
 }
 
+/// A run that fails after unpacking (an unknown user) leaves nothing behind, also
+/// rootless, where the unpacked files belong to the image's mapped users.
+#[test]
+fn a_failed_setup_leaves_nothing_behind() {
+    let rootless = rootless_user();
+    let dir = shared_workdir();
+    let archive = dir.path().join("nonroot.tar");
+    ok(speck()
+        .args(["pack", "/usr/bin/id", "--passwd", "nonroot", "-q", "-o"])
+        .arg(&archive));
+    set_readable(&archive);
+    let users: Vec<Option<&str>> = [None].into_iter().chain(rootless.as_deref().map(Some)).collect();
+    for user in users {
+        let tmp = shared_workdir();
+        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        let mut run = speck();
+        run.args(["run", "-u", "nosuch"])
+            .arg(&archive)
+            .env("TMPDIR", tmp.path());
+        let out = match user {
+            Some(user) => output(as_user(user, &run)),
+            None => output(run),
+        };
+        assert_eq!(out.status.code(), Some(125), "{user:?}: {out:?}");
+        assert!(text(&out.stderr).contains("unable to find user nosuch"), "{out:?}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{user:?}: speck run left {left:?} behind");
+    }
+}
+
 fn set_readable(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -220,15 +220,16 @@ pub fn start(image: &Image, options: RunOptions) -> Result<Started, RunError> {
             let status = match monitor(image, &options, &root, &hostname, rootless, go_read, &mut report) {
                 Ok(init) => {
                     drop(report); // speck reads until the command runs: PID 1's copy closes on exec
-                    let status = wait_for(init);
-                    let _ = std::fs::remove_dir_all(&root);
-                    status
+                    wait_for(init)
                 }
                 Err(message) => {
                     let _ = writeln!(report, "error {}", message.replace('\n', " "));
                     SETUP_FAILED
                 }
             };
+            // Removed from inside the user namespace: outside it, files owned by the
+            // image's (mapped) users cannot be removed.
+            let _ = std::fs::remove_dir_all(&root);
             // SAFETY: leaves the forked child without running the parent's destructors.
             unsafe { libc::_exit(status) }
         }
