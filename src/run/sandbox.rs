@@ -15,7 +15,8 @@
 //!   (and tty when there is a terminal) bound in, pivots into the tree, takes the user,
 //!   and executes the command.
 //!
-//! Each child dies with its parent (`PR_SET_PDEATHSIG`); errors before the command runs
+//! PID 1 dies with the monitor (`PR_SET_PDEATHSIG`); the monitor, told of speck's death
+//! by SIGTERM, kills PID 1 and removes the tree first. Errors before the command runs
 //! reach speck through a pipe and are returned, not printed by the children. Nothing is
 //! done about capabilities, seccomp or cgroups: as root, the container is root.
 
@@ -210,6 +211,7 @@ pub fn start(image: &Image, options: RunOptions) -> Result<Started, RunError> {
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup("pipe", e))?;
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup("pipe", e))?;
     let rootless = !Uid::effective().is_root();
+    let speck = Pid::this();
     let hostname = hostname();
     // SAFETY: speck is single-threaded here (no runtime or worker threads are started
     // before a run), so the child may allocate.
@@ -217,10 +219,18 @@ pub fn start(image: &Image, options: RunOptions) -> Result<Started, RunError> {
         ForkResult::Child => {
             drop((report_read, go_write));
             let mut report = std::fs::File::from(report_write);
-            let status = match monitor(image, &options, &root, &hostname, rootless, go_read, &mut report) {
+            let status = match monitor(
+                image,
+                &options,
+                &root,
+                &hostname,
+                rootless.then_some(go_read),
+                &mut report,
+                speck,
+            ) {
                 Ok(init) => {
                     drop(report); // speck reads until the command runs: PID 1's copy closes on exec
-                    wait_for(init)
+                    wait_for(init, speck)
                 }
                 Err(message) => {
                     let _ = writeln!(report, "error {}", message.replace('\n', " "));
@@ -229,7 +239,7 @@ pub fn start(image: &Image, options: RunOptions) -> Result<Started, RunError> {
             };
             // Removed from inside the user namespace: outside it, files owned by the
             // image's (mapped) users cannot be removed.
-            let _ = std::fs::remove_dir_all(&root);
+            let _ = std::fs::remove_dir_all(scratch.path());
             // SAFETY: leaves the forked child without running the parent's destructors.
             unsafe { libc::_exit(status) }
         }
@@ -367,13 +377,18 @@ fn monitor(
     options: &RunOptions,
     root: &Path,
     hostname: &str,
-    rootless: bool,
-    go: OwnedFd,
+    // When rootless: where speck says it has mapped the ids.
+    rootless: Option<OwnedFd>,
     report: &mut std::fs::File,
+    speck: Pid,
 ) -> Result<Pid, String> {
-    die_with_parent()?;
+    let mut woken = SigSet::empty();
+    woken.add(Signal::SIGCHLD);
+    woken.add(Signal::SIGTERM);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&woken), None).map_err(|e| format!("sigprocmask: {e}"))?;
+    die_with_parent(Signal::SIGTERM, Some(speck))?;
     let mut one_id_only = false;
-    if rootless {
+    if let Some(go) = rootless {
         unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
             format!("cannot make a user namespace ({e}): this kernel or its settings (user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns) forbid rootless containers; run as root or allow them")
         })?;
@@ -422,20 +437,35 @@ fn monitor(
 }
 
 /// Waits for PID 1 and returns its status.
-fn wait_for(init: Pid) -> i32 {
+/// The monitor's wait for PID 1 (SIGCHLD and SIGTERM are blocked in the monitor). A
+/// SIGTERM once `speck` is gone (its death signal) kills PID 1, so that the monitor can
+/// remove the tree before it exits.
+fn wait_for(init: Pid, speck: Pid) -> i32 {
+    let mut woken = SigSet::empty();
+    woken.add(Signal::SIGCHLD);
+    woken.add(Signal::SIGTERM);
     loop {
-        match waitpid(init, None) {
-            Err(Errno::EINTR) => continue,
+        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
             Ok(status) => return status_code(status),
             Err(_) => return SETUP_FAILED,
+        }
+        if woken.wait() == Ok(Signal::SIGTERM) && nix::unistd::getppid() != speck {
+            let _ = kill(init, Signal::SIGKILL);
         }
     }
 }
 
-fn die_with_parent() -> Result<(), String> {
+/// Sends `signal` to this process when its parent dies, and at once if `parent` (when
+/// it can be seen from here) is already gone.
+fn die_with_parent(signal: Signal, parent: Option<Pid>) -> Result<(), String> {
     // SAFETY: prctl with an integer argument.
-    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    Errno::result(result).map(drop).map_err(|e| format!("prctl: {e}"))
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) };
+    Errno::result(result).map_err(|e| format!("prctl: {e}"))?;
+    if parent.is_some_and(|parent| nix::unistd::getppid() != parent) {
+        kill(Pid::this(), signal).map_err(|e| format!("kill: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Everything PID 1 needs, made before it is forked.
@@ -493,7 +523,8 @@ fn pid1(prepared: &Prepared, output: Option<i32>) -> (i32, String) {
 }
 
 fn enter(prepared: &Prepared, output: Option<i32>) -> Result<(), String> {
-    die_with_parent()?;
+    // The monitor is outside PID 1's namespace: getppid() says 0, so there is no check.
+    die_with_parent(Signal::SIGKILL, None)?;
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     let mut namespaces = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if prepared.network == Network::None {
