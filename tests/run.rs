@@ -608,6 +608,16 @@ fn check_names_what_stops_an_image_from_running_and_the_fix() {
         let ran = docker_runs(&fixed);
         assert!(ran.status.success(), "docker runs the fixed image: {ran:?}");
     }
+    // root passes through any directory, even one of mode 600.
+    let hello = Entry::file("bin/hello", 0o755, hello::program(Arch::Amd64, b"hi", 0)).unwrap();
+    let private_dir = [Entry::dir("bin", 0o600).unwrap(), hello];
+    let as_root = archive_of(dir.path(), "private-dir", &private_dir, runs("/bin/hello"), "amd64");
+    let out = output(speck().args(["check", "--static"]).arg(&as_root));
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    if with_docker {
+        let ran = docker_runs(&as_root);
+        assert_eq!(text(&ran.stdout), "hi", "docker runs it as root: {ran:?}");
+    }
 }
 
 /// `docker load` and `docker run --rm` of an untagged archive; the image is removed.

@@ -179,9 +179,12 @@ impl Scene<'_> {
 
     fn denied_here(&self, path: &str, is_dir: bool, bit: u32) -> Option<String> {
         let user = self.process.uid;
+        if user == 0 && is_dir {
+            return None; // root searches any directory
+        }
         let Some(&(uid, gid, _)) = self.owners.get(path) else {
             // docker 20.10 makes the directories a layer implies, but does not name, 0600.
-            return (user != 0 && is_dir).then(|| {
+            return is_dir.then(|| {
                 format!("/{path} is a directory the layers imply but do not name, which docker makes mode 600: user {user} cannot pass through it")
             });
         };
