@@ -348,3 +348,74 @@ fn golfed_pushes_run_where_they_claim_and_pull_fewer_bytes_than_docker_push() {
         "{docker_only} < {portable} < {plain}"
     );
 }
+
+/// Copies keep digests: an image docker pushed (docker media types), copied with `speck
+/// pull --push` and `speck push registry:`, keeps its manifest digest and runs; an OCI
+/// layout whose image index carries an annotation speck would not write is pushed with
+/// that index's exact bytes.
+#[test]
+fn copies_keep_the_digests_of_what_other_tools_made() {
+    if !["registry", "docker", "skopeo"].iter().all(|e| engine(e)) {
+        return;
+    }
+    let dir = workdir();
+    let raw_digest = |reference: &str| {
+        let raw = output(&mut sh(&format!(
+            "skopeo inspect --tls-verify=false --raw docker://{reference}"
+        )));
+        assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+        sha256_of(&raw.stdout)
+    };
+    let source = format!("{SHARED}/{}:1", unique("speck-test/docker-pushed"));
+    let _cleanup = Cleanup(vec![format!("docker rmi {source}")]);
+    ok(speck_in(dir.path()).args(["hello", "copied\n", "-q", "--load", "docker", "-t", &source]));
+    ok(std::process::Command::new("docker").args(["push", "-q", &source]));
+    let original = raw_digest(&source);
+    for (how, copy) in [("pull --push", "pulled"), ("push registry:", "pushed")] {
+        let destination = format!("{SHARED}/{}:1", unique(&format!("speck-test/{copy}")));
+        let mut command = speck_in(dir.path());
+        match copy {
+            "pulled" => command.args(["pull", &source, "-q", "--push", &destination]),
+            _ => command.args(["push", &format!("registry:{source}"), &destination, "-q"]),
+        };
+        let pushed = ok(command);
+        assert!(pushed.trim().ends_with(&original), "{how}: {pushed} is not {original}");
+        assert_eq!(raw_digest(&destination), original, "{how}");
+        let _cleanup = Cleanup(vec![format!("docker rmi {destination}")]);
+        let ran = ok(std::process::Command::new("docker").args(["run", "--rm", &destination]));
+        assert_eq!(ran, "copied\n", "{how}");
+    }
+
+    let layout = dir.path().join("layout");
+    ok(speck_in(dir.path())
+        .args(["hello", "indexed\n", "--platform", "all", "--format", "oci", "-o"])
+        .arg(&layout));
+    let index_json = layout.join("index.json");
+    let mut top: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_json).unwrap()).unwrap();
+    let nested = layout.join(format!(
+        "blobs/sha256/{}",
+        top["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    ));
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&nested).unwrap()).unwrap();
+    index["annotations"] = serde_json::json!({"org.example.made-by": "another tool"});
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let digest = sha256_of(&bytes);
+    std::fs::write(
+        layout.join(format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))),
+        &bytes,
+    )
+    .unwrap();
+    top["manifests"][0]["digest"] = digest.clone().into();
+    top["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_json, serde_json::to_vec(&top).unwrap()).unwrap();
+    let destination = format!("{SHARED}/{}:1", unique("speck-test/annotated"));
+    let pushed = ok(speck_in(dir.path()).arg("push").arg(&layout).args([&destination, "-q"]));
+    assert!(
+        pushed.trim().ends_with(&digest),
+        "{pushed} is not the layout's {digest}"
+    );
+    assert_eq!(raw_digest(&destination), digest);
+}

@@ -157,12 +157,15 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
     if images.is_empty() {
         bail!("{} holds no image", args.source);
     }
-    let upload = Upload::of_manifests(
+    let mut upload = Upload::of_manifests(
         images
             .iter()
             .map(|(image, manifest, kind)| (image, manifest.clone(), *kind))
             .collect(),
     );
+    if let Some((index, kind)) = read.index {
+        upload = upload.under_index(index, kind);
+    }
     // From the same registry, blobs are mounted rather than uploaded again.
     let mount_from = match &args.source {
         speck::read::Target::Registry(text) => text
@@ -267,7 +270,7 @@ fn print_pushed(destination: &Reference, pushed: &Pushed, json: bool) -> anyhow:
     Ok(())
 }
 
-pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
+pub fn run_pull(mut args: PullArgs) -> anyhow::Result<()> {
     let options = args.output.registry.options()?;
     let repository = Repository::connect(&args.source, false, &[], &options)?;
     let platforms = match args.output.platforms_or_all() {
@@ -278,9 +281,9 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
     let progress = Progress::new(args.output.registry.quiet);
     let pulled = repository.pull(&args.source, &platforms, false, &|event| progress.observe(event))?;
     let mut images: Vec<Image> = Vec::new();
-    for pulled in pulled.images {
+    for pulled in &pulled.images {
         if !images.iter().any(|image| image.platform() == pulled.image.platform()) {
-            images.push(pulled.image);
+            images.push(pulled.image.clone());
         }
     }
     let bytes = repository.traffic().received.load(std::sync::atomic::Ordering::Relaxed);
@@ -307,7 +310,29 @@ pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
             }))
             .collect::<Vec<_>>(),
     });
+    // Unless golfed, a push sends the manifests and index as pulled: the copy keeps its
+    // digest (a rebuilt OCI manifest would change a docker-pushed image's).
+    let exact_push = match args.output.golf {
+        None => args.output.push.take(),
+        Some(_) => None,
+    };
     emit(&ImageIndex::new(images), &args.output, &name.familiar_tagged())?;
+    if let Some(destination) = exact_push {
+        let manifests = pulled
+            .images
+            .iter()
+            .map(|pulled| (&pulled.image, pulled.manifest.clone(), pulled.media_type))
+            .collect();
+        let mut upload = Upload::of_manifests(manifests);
+        if let Some((index, kind)) = pulled.index {
+            upload = upload.under_index(index, kind);
+        }
+        let mount_from = (args.source.registry == destination.registry
+            && args.source.repository != destination.repository)
+            .then_some(args.source.repository.as_str());
+        let pushed = push(&upload, &destination, mount_from, &args.output.registry)?;
+        print_pushed(&destination, &pushed, false)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }

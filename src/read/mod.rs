@@ -102,7 +102,13 @@ pub struct Read {
     pub container: Container,
     /// The images in it (one per platform for multi-platform OCI).
     pub images: Vec<Stored>,
+    /// The index over them, exact bytes, with its media type, when the target names
+    /// one that lists exactly these images (an OCI layout's image index, a registry's).
+    pub index: Option<StoredIndex>,
 }
+
+/// An image index as stored: its exact bytes and its media type.
+pub type StoredIndex = (Blob, &'static str);
 
 /// A target that cannot be read, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +211,7 @@ fn read_registry(reference: &str, with_entries: bool) -> Result<Read, Problem> {
             tar: None,
         },
         images,
+        index: pulled.index,
     })
 }
 
@@ -231,7 +238,7 @@ fn read_archive(bytes: Vec<u8>, with_entries: bool) -> Result<Read, Problem> {
             files.by_path.insert(entry.path, data.to_vec().into());
         }
     }
-    let (layout, images) = read_files(&files)?;
+    let (layout, images, index) = read_files(&files)?;
     Ok(Read {
         container: Container {
             layout,
@@ -240,6 +247,7 @@ fn read_archive(bytes: Vec<u8>, with_entries: bool) -> Result<Read, Problem> {
             tar: Some(tar),
         },
         images,
+        index,
     })
 }
 
@@ -263,7 +271,7 @@ fn read_dir(dir: &Path, with_entries: bool) -> Result<Read, Problem> {
         }
     }
     let bytes = files.by_path.values().map(|data| data.len() as u64).sum();
-    let (layout, images) = read_files(&files)?;
+    let (layout, images, index) = read_files(&files)?;
     Ok(Read {
         container: Container {
             layout,
@@ -272,16 +280,19 @@ fn read_dir(dir: &Path, with_entries: bool) -> Result<Read, Problem> {
             tar: None,
         },
         images,
+        index,
     })
 }
 
 /// A docker-archive when `manifest.json` is there (as `docker load` reads a Docker 25+
 /// save), otherwise an OCI layout.
-fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>), Problem> {
+fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>, Option<StoredIndex>), Problem> {
     if files.by_path.contains_key("manifest.json") {
-        Ok((Layout::DockerArchive, docker_archive(files)?))
+        Ok((Layout::DockerArchive, docker_archive(files)?, None))
     } else if files.by_path.contains_key("index.json") {
-        Ok((Layout::Oci, oci_layout(files)?))
+        let images = oci_layout(files)?;
+        let index = layout_index(files, images.len());
+        Ok((Layout::Oci, images, index))
     } else {
         Err(Problem::Other(
             "neither manifest.json (a docker-archive) nor index.json (an OCI layout) is in it".into(),
@@ -397,6 +408,16 @@ fn blob_path(digest: &str) -> Result<String, Problem> {
         Some((algorithm, hex)) if !hex.contains('/') => Ok(format!("blobs/{algorithm}/{hex}")),
         _ => Err(Problem::Other(format!("{digest:?} is not a digest"))),
     }
+}
+
+/// The image index an OCI layout's `index.json` names as its only entry, when it lists
+/// `images` manifests (already read and verified by [`oci_layout`]).
+fn layout_index(files: &Files, images: usize) -> Option<StoredIndex> {
+    let top: Document = serde_json::from_slice(file(files, "index.json").ok()?).ok()?;
+    let [descriptor] = &top.manifests?[..] else { return None };
+    let bytes = file(files, &blob_path(&descriptor.digest).ok()?).ok()?;
+    let index: Document = serde_json::from_slice(bytes).ok()?;
+    (index.manifests.as_ref()?.len() == images).then(|| (Blob::new(bytes.to_vec()), index.kind()))
 }
 
 fn oci_layout(files: &Files) -> Result<Vec<Stored>, Problem> {

@@ -40,6 +40,9 @@ pub struct Pulled {
     pub digest: Digest,
     /// The images of the platforms asked for.
     pub images: Vec<PulledImage>,
+    /// The index the reference names, exact bytes, with its media type, when every
+    /// image it lists was pulled: pushed elsewhere, it keeps its digest.
+    pub index: Option<(Blob, &'static str)>,
 }
 
 /// Which platforms to take from an index.
@@ -67,9 +70,13 @@ impl Repository {
             .clone()
             .unwrap_or_else(|| reference.tag_or_latest().to_owned());
         let (top, media_type, document) = self.manifest(&name, reference.digest.as_deref())?;
+        let mut index = None;
         let manifests: Vec<(Blob, &'static str, Document)> = match document.manifests {
             Some(listed) => {
                 let chosen: Vec<&Described> = listed.iter().filter(|d| wanted(d, platforms)).collect();
+                if chosen.len() == listed.len() {
+                    index = Some((top.clone(), media_type));
+                }
                 if chosen.is_empty() {
                     return Err(RegistryError::Manifest {
                         reference: reference.to_string(),
@@ -105,6 +112,7 @@ impl Repository {
         Ok(Pulled {
             digest: top.digest,
             images,
+            index,
         })
     }
 

@@ -73,6 +73,20 @@ impl<'a> Upload<'a> {
         }
     }
 
+    /// Tags `index` (exact bytes, listing exactly these images' manifests) instead of
+    /// the index speck would make, or of the lone manifest: a copy keeps its digest.
+    pub fn under_index(self, index: Blob, media_type: &'static str) -> Self {
+        let mut manifests = self.manifests;
+        if manifests.is_empty() {
+            manifests.push(self.top);
+        }
+        Self {
+            blobs: self.blobs,
+            manifests,
+            top: (index, media_type),
+        }
+    }
+
     /// The digest the tag will name: of the manifest, or of the index.
     pub fn digest(&self) -> Digest {
         self.top.0.digest
