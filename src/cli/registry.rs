@@ -9,6 +9,7 @@ use speck::compress::Effort;
 use speck::digest::Digest;
 use speck::image::document::Document;
 use speck::image::{Blob, Image, ImageIndex, ManifestForm, Platform, Reference};
+use speck::read::StoredIndex;
 use speck::registry::pull::Platforms;
 use speck::registry::push::{Pushed, Upload};
 use speck::registry::{Credentials, Event, Options, Repository, Store};
@@ -157,28 +158,41 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
     if images.is_empty() {
         bail!("{} holds no image", args.source);
     }
-    let mut upload = Upload::of_manifests(
-        images
-            .iter()
-            .map(|(image, manifest, kind)| (image, manifest.clone(), *kind))
-            .collect(),
-    );
-    if let Some((index, kind)) = read.index {
-        upload = upload.under_index(index, kind);
-    }
-    // From the same registry, blobs are mounted rather than uploaded again.
-    let mount_from = match &args.source {
-        speck::read::Target::Registry(text) => text
-            .parse::<Reference>()
-            .ok()
-            .filter(|source| {
-                source.registry == args.destination.registry && source.repository != args.destination.repository
-            })
-            .map(|source| source.repository),
+    let source = match &args.source {
+        speck::read::Target::Registry(text) => text.parse::<Reference>().ok(),
         _ => None,
     };
-    let pushed = push(&upload, &args.destination, mount_from.as_deref(), &args.registry)?;
+    let images = images
+        .iter()
+        .map(|(image, manifest, kind)| (image, manifest.clone(), *kind));
+    let pushed = push_as_stored(
+        images.collect(),
+        read.index,
+        source.as_ref(),
+        &args.destination,
+        &args.registry,
+    )?;
     print_pushed(&args.destination, &pushed, args.json)
+}
+
+/// Pushes images with the manifests, and the index, they were stored with (exact bytes:
+/// the copy keeps its digest). Blobs are mounted when `source` is another repository of
+/// the destination's registry, rather than uploaded again.
+fn push_as_stored(
+    images: Vec<(&Image, Blob, &'static str)>,
+    index: Option<StoredIndex>,
+    source: Option<&Reference>,
+    destination: &Reference,
+    args: &RegistryArgs,
+) -> anyhow::Result<Pushed> {
+    let mut upload = Upload::of_manifests(images);
+    if let Some((index, kind)) = index {
+        upload = upload.under_index(index, kind);
+    }
+    let mount_from = source
+        .filter(|source| source.registry == destination.registry && source.repository != destination.repository)
+        .map(|source| source.repository.as_str());
+    push(&upload, destination, mount_from, args)
 }
 
 /// The manifest's media type, from its `mediaType` field (OCI when it has none).
@@ -318,19 +332,15 @@ pub fn run_pull(mut args: PullArgs) -> anyhow::Result<()> {
     };
     emit(&ImageIndex::new(images), &args.output, &name.familiar_tagged())?;
     if let Some(destination) = exact_push {
-        let manifests = pulled
-            .images
-            .iter()
-            .map(|pulled| (&pulled.image, pulled.manifest.clone(), pulled.media_type))
-            .collect();
-        let mut upload = Upload::of_manifests(manifests);
-        if let Some((index, kind)) = pulled.index {
-            upload = upload.under_index(index, kind);
-        }
-        let mount_from = (args.source.registry == destination.registry
-            && args.source.repository != destination.repository)
-            .then_some(args.source.repository.as_str());
-        let pushed = push(&upload, &destination, mount_from, &args.output.registry)?;
+        let images = pulled.images.iter();
+        let images = images.map(|pulled| (&pulled.image, pulled.manifest.clone(), pulled.media_type));
+        let pushed = push_as_stored(
+            images.collect(),
+            pulled.index,
+            Some(&args.source),
+            &destination,
+            &args.output.registry,
+        )?;
         print_pushed(&destination, &pushed, false)?;
     }
     if args.json {
