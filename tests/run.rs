@@ -291,19 +291,20 @@ fn http_answers_the_same_under_speck_run_and_docker_run() {
 }
 
 /// An image for another machine fails as docker's does (exec format error, 126 as runc
-/// reports it), and speck says which platform the image is for.
+/// reports it), and speck says which platform the image is for; where binfmt_misc has
+/// an emulator for it, it runs.
 #[test]
 fn a_foreign_image_says_which_platform_it_is_for() {
-    if Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
-        eprintln!("SKIPPED: qemu-aarch64 is registered in binfmt_misc, so arm64 programs run here");
-        return;
-    }
     let dir = workdir();
     let archive = dir.path().join("arm64.tar");
     ok(speck()
         .args(["hello", "arm\n", "--platform", "linux/arm64", "-q", "-o"])
         .arg(&archive));
     let out = output(speck().arg("run").arg(&archive));
+    if Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+        assert_eq!(text(&out.stdout), "arm\n", "emulated: {out:?}");
+        return;
+    }
     assert_eq!(out.status.code(), Some(126), "{out:?}");
     let says = text(&out.stderr);
     assert!(
@@ -325,23 +326,40 @@ fn a_failed_setup_leaves_nothing_behind() {
         .args(["pack", "/usr/bin/id", "--passwd", "nonroot", "-q", "-o"])
         .arg(&archive));
     set_readable(&archive);
-    let users: Vec<Option<&str>> = [None].into_iter().chain(rootless.as_deref().map(Some)).collect();
-    for user in users {
-        let tmp = shared_workdir();
-        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    for user in root_then(&rootless) {
+        let tmp = sticky_tmp();
         let mut run = speck();
         run.args(["run", "-u", "nosuch"])
             .arg(&archive)
             .env("TMPDIR", tmp.path());
-        let out = match user {
-            Some(user) => output(as_user(user, &run)),
-            None => output(run),
-        };
+        let out = output(run_as(user, run));
         assert_eq!(out.status.code(), Some(125), "{user:?}: {out:?}");
         assert!(text(&out.stderr).contains("unable to find user nosuch"), "{out:?}");
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "{user:?}: speck run left {left:?} behind");
     }
+}
+
+/// Who runs speck: root (`None`), then the rootless user when there is one.
+fn root_then(rootless: &Option<String>) -> Vec<Option<&str>> {
+    [None].into_iter().chain(rootless.as_deref().map(Some)).collect()
+}
+
+/// `command` as `user`, or as it is for `None` (root).
+fn run_as(user: Option<&str>, command: Command) -> Command {
+    match user {
+        Some(user) => as_user(user, &command),
+        None => command,
+    }
+}
+
+/// A temporary directory any user may make files in (sticky, as /tmp is): a TMPDIR
+/// whose leftovers a test can see.
+fn sticky_tmp() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = workdir();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    tmp
 }
 
 fn set_readable(path: &Path) {
@@ -354,11 +372,7 @@ fn set_readable(path: &Path) {
 fn signal_run(archive: &Path, user: Option<&str>, signal: &str, tmp: &Path) -> (Option<i32>, Duration) {
     let mut run = speck();
     run.arg("run").arg(archive).env("TMPDIR", tmp);
-    let mut command = match user {
-        Some(user) => as_user(user, &run),
-        None => run,
-    };
-    let mut child = command.stdin(Stdio::null()).spawn().unwrap();
+    let mut child = run_as(user, run).stdin(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -401,10 +415,8 @@ fn signals_reach_pid_1_and_check_flags_a_pid_1_that_ignores_them() {
     for archive in [&pause, &sleeper, &wrapped] {
         set_readable(archive);
     }
-    let users: Vec<Option<&str>> = [None].into_iter().chain(rootless.as_deref().map(Some)).collect();
-    for user in users {
-        let tmp = shared_workdir();
-        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    for user in root_then(&rootless) {
+        let tmp = sticky_tmp();
         for signal in ["TERM", "INT"] {
             let (status, took) = signal_run(&pause, user, signal, tmp.path());
             assert_eq!(status, Some(0), "pause on SIG{signal} as {user:?}");

@@ -367,6 +367,10 @@ impl Image {
     }
 }
 
+/// An image index as a source stored it (a layout, a registry): its exact bytes and its
+/// media type, so that a copy keeps its digest.
+pub type StoredIndex = (Blob, &'static str);
+
 /// One image per platform: what a multi-platform build produces.
 ///
 /// Never empty, and no two images share a platform.

@@ -10,7 +10,7 @@ use crate::compress::Codec;
 use crate::digest::Digest;
 use crate::engine::{self, Engine};
 use crate::image::document::{Described, Document};
-use crate::image::{Blob, Image, ImageReadError};
+use crate::image::{Blob, Image, ImageReadError, StoredIndex};
 use crate::layer::{Entry, Layer, LayerReadError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -106,9 +106,6 @@ pub struct Read {
     /// one that lists exactly these images (an OCI layout's image index, a registry's).
     pub index: Option<StoredIndex>,
 }
-
-/// An image index as stored: its exact bytes and its media type.
-pub type StoredIndex = (Blob, &'static str);
 
 /// A target that cannot be read, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -290,8 +287,7 @@ fn read_files(files: &Files) -> Result<(Layout, Vec<Stored>, Option<StoredIndex>
     if files.by_path.contains_key("manifest.json") {
         Ok((Layout::DockerArchive, docker_archive(files)?, None))
     } else if files.by_path.contains_key("index.json") {
-        let images = oci_layout(files)?;
-        let index = layout_index(files, images.len());
+        let (images, index) = oci_layout(files)?;
         Ok((Layout::Oci, images, index))
     } else {
         Err(Problem::Other(
@@ -410,27 +406,23 @@ fn blob_path(digest: &str) -> Result<String, Problem> {
     }
 }
 
-/// The image index an OCI layout's `index.json` names as its only entry, when it lists
-/// `images` manifests (already read and verified by [`oci_layout`]).
-fn layout_index(files: &Files, images: usize) -> Option<StoredIndex> {
-    let top: Document = serde_json::from_slice(file(files, "index.json").ok()?).ok()?;
-    let [descriptor] = &top.manifests?[..] else { return None };
-    let bytes = file(files, &blob_path(&descriptor.digest).ok()?).ok()?;
-    let index: Document = serde_json::from_slice(bytes).ok()?;
-    (index.manifests.as_ref()?.len() == images).then(|| (Blob::new(bytes.to_vec()), index.kind()))
-}
-
-fn oci_layout(files: &Files) -> Result<Vec<Stored>, Problem> {
+/// The images of an OCI layout, and the image index its `index.json` names when that is
+/// its only entry and lists only images (no nested index).
+fn oci_layout(files: &Files) -> Result<(Vec<Stored>, Option<StoredIndex>), Problem> {
     let index: Document =
         serde_json::from_slice(file(files, "index.json")?).map_err(|e| Problem::Json("index.json", e))?;
     let mut pending: Vec<Described> = index.manifests.unwrap_or_default();
+    let only_entry = pending.len() == 1;
+    let mut indexes = Vec::new();
     let mut images = Vec::new();
     while let Some(descriptor) = pending.pop() {
         let path = blob_path(&descriptor.digest)?;
         let bytes = file(files, &path)?;
         verified(&path, bytes, Some(&descriptor.digest))?;
         let document: Document = serde_json::from_slice(bytes).map_err(|e| Problem::Json("a manifest or index", e))?;
+        let kind = document.kind();
         if let Some(nested) = document.manifests {
+            indexes.push((Blob::new(bytes.to_vec()), kind));
             pending.extend(nested);
             continue;
         }
@@ -453,5 +445,9 @@ fn oci_layout(files: &Files) -> Result<Vec<Stored>, Problem> {
         images.push(stored);
     }
     images.reverse();
-    Ok(images)
+    let index = match indexes.pop() {
+        Some(index) if only_entry && indexes.is_empty() => Some(index),
+        _ => None,
+    };
+    Ok((images, index))
 }

@@ -8,7 +8,7 @@ use super::{Event, Observer, Outcome, RegistryError, Repository, parallel};
 use crate::digest::Digest;
 use crate::image::document::{Described, Document};
 use crate::image::media_type::{self, DOCKER_LIST, DOCKER_MANIFEST};
-use crate::image::{Blob, Image, Platform, Reference};
+use crate::image::{Blob, Image, Platform, Reference, StoredIndex};
 use crate::layer::{Entry, Inflating, Layer};
 use sha2::Digest as _;
 use std::io::Read as _;
@@ -42,7 +42,7 @@ pub struct Pulled {
     pub images: Vec<PulledImage>,
     /// The index the reference names, exact bytes, with its media type, when every
     /// image it lists was pulled: pushed elsewhere, it keeps its digest.
-    pub index: Option<(Blob, &'static str)>,
+    pub index: Option<StoredIndex>,
 }
 
 /// Which platforms to take from an index.
