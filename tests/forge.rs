@@ -72,15 +72,25 @@ fn hello_and_exit_behave_on_every_arch_as_root_and_as_nobody() {
             if !user.is_empty() && !unprivileged {
                 continue;
             }
-            let out = run_in_shell(arch, &hello::program(arch, b"Hi IDBS Engineering! RE\n", 0), "", user);
-            assert_eq!(out.stdout, b"Hi IDBS Engineering! RE\n", "{arch:?} {user}");
-            assert_eq!(out.status.code(), Some(0), "{arch:?} {user}");
-            let out = run_in_shell(arch, &hello::program(arch, b"", 3), "", user);
-            assert_eq!(
-                (out.stdout.len(), out.status.code()),
-                (0, Some(3)),
-                "{arch:?} empty hello --exit 3"
-            );
+            // Statuses equal to, next to and far from what the status register holds
+            // after the write (1) or without one (0): each is set a different way.
+            for (message, status) in [
+                (&b"Hi IDBS Engineering! RE\n"[..], 0),
+                (b"one", 1),
+                (b"two", 2),
+                (b"far", 200),
+                (b"", 0),
+                (b"", 1),
+                (b"", 3),
+            ] {
+                let out = run_in_shell(arch, &hello::program(arch, message, status), "", user);
+                assert_eq!(out.stdout, message, "{arch:?} {user}");
+                assert_eq!(
+                    out.status.code(),
+                    Some(status.into()),
+                    "{arch:?} {user} --exit {status}"
+                );
+            }
             for status in [0u8, 1, 42, 255] {
                 let out = run_in_shell(arch, &exit::program(arch, status), "", user);
                 assert_eq!(out.status.code(), Some(status.into()), "{arch:?} exit {status} {user}");
@@ -525,6 +535,46 @@ fn responses_carry_status_type_and_length() {
 
 // ---- what runs, for a reader ----
 
+/// The 32-bit register an x86 register is part of (or extends to, for 64-bit ones).
+fn full32(register: iced_x86::Register) -> iced_x86::Register {
+    use iced_x86::Register::*;
+    match register {
+        AL | AX | RAX => EAX,
+        BL | BX | RBX => EBX,
+        CL | CX | RCX => ECX,
+        DL | DX | RDX => EDX,
+        SIL | SI | RSI => ESI,
+        DIL | DI | RDI => EDI,
+        other => other,
+    }
+}
+
+/// What x86 registers hold, where the code sets them plainly (all start at 0): `None`
+/// once anything else writes them.
+#[derive(Default)]
+struct Registers(std::collections::HashMap<iced_x86::Register, Option<u64>>);
+
+impl Registers {
+    fn get(&self, register: iced_x86::Register) -> Option<u64> {
+        self.0.get(&full32(register)).copied().unwrap_or(Some(0))
+    }
+
+    fn set(&mut self, register: Option<iced_x86::Register>, value: Option<u64>) {
+        if let Some(register) = register.filter(|&r| r != iced_x86::Register::None) {
+            self.0.insert(full32(register), value);
+        }
+    }
+
+    fn step(&mut self, register: Option<iced_x86::Register>, by: i64) {
+        let value = register.and_then(|r| self.get(r)).map(|v| v.wrapping_add_signed(by));
+        self.set(register, value);
+    }
+
+    fn forget(&mut self, register: iced_x86::Register) {
+        self.set(Some(register), None);
+    }
+}
+
 /// Disassembles a program's code as it runs, from the entry point, with an independent
 /// decoder: forward jumps are followed (they lead from one header hole to the next), and
 /// the listing ends at the exit call or the end of the file. Fails on any byte sequence
@@ -539,8 +589,7 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
             let (bits, exit) = if arch == Arch::Amd64 { (64, 60) } else { (32, 1) };
             let mut formatter = IntelFormatter::new();
             let mut lines = Vec::new();
-            // What eax holds, where the code sets it plainly: registers start at 0.
-            let (mut eax, mut pushed) = (Some(0u64), None);
+            let (mut registers, mut pushed) = (Registers::default(), None);
             let mut at = start;
             while at < program.len() {
                 let ip = page + at as u64;
@@ -549,17 +598,24 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
                 let mut text = String::new();
                 formatter.format(&instruction, &mut text);
                 lines.push(format!("{ip:#07x}  {text}"));
-                let writes_eax = instruction.op_count() > 0
-                    && matches!(instruction.op0_register(), Register::AL | Register::EAX | Register::RAX);
+                let target = (instruction.op_count() > 0).then(|| instruction.op0_register());
+                let source = (instruction.op_count() > 1).then(|| instruction.op1_register());
                 match instruction.code() {
-                    Code::Syscall | Code::Int_imm8 if eax == Some(exit) => break,
-                    Code::Syscall | Code::Int_imm8 => eax = None,
+                    Code::Syscall | Code::Int_imm8 if registers.get(Register::EAX) == Some(exit) => break,
+                    Code::Syscall | Code::Int_imm8 => registers.forget(Register::EAX),
                     Code::Pushq_imm8 | Code::Pushd_imm8 => pushed = Some(instruction.immediate(0)),
-                    Code::Pop_r64 | Code::Pop_r32 if writes_eax => eax = pushed,
-                    Code::Mov_r8_imm8 | Code::Mov_r32_imm32 if writes_eax => eax = Some(instruction.immediate(1)),
-                    Code::Inc_r32 | Code::Inc_rm32 if writes_eax => eax = eax.map(|v| v + 1),
-                    _ if writes_eax || instruction.code() == Code::Xchg_r32_EAX => eax = None,
-                    _ => {}
+                    Code::Pop_r64 | Code::Pop_r32 => registers.set(target, pushed),
+                    Code::Mov_r8_imm8 | Code::Mov_r32_imm32 => registers.set(target, Some(instruction.immediate(1))),
+                    Code::Mov_r32_rm32 | Code::Mov_rm32_r32 => {
+                        registers.set(target, source.and_then(|r| registers.get(r)))
+                    }
+                    Code::Inc_r32 | Code::Inc_rm32 => registers.step(target, 1),
+                    Code::Dec_r32 | Code::Dec_rm32 => registers.step(target, -1),
+                    _ => {
+                        for register in [target, source].into_iter().flatten() {
+                            registers.forget(register);
+                        }
+                    }
                 }
                 let forward = instruction.near_branch_target() > ip;
                 at = if instruction.mnemonic() == Mnemonic::Jmp && forward {

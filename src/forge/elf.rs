@@ -19,7 +19,7 @@
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
 //!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers.
 //!
-//! Code in pieces (see [`Movable::Pieces`]) runs through the fields no loader reads
+//! Code in pieces (see [`in_pieces`]) runs through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
 //! headers, a longer one saves what the holes hold.
 
@@ -52,37 +52,18 @@ pub fn body_address(arch: Arch) -> u64 {
 }
 
 /// How freely the layout may move a body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Movable {
     /// It holds absolute addresses: it must start at [`body_address`].
     No,
     /// Position-independent: it may start anywhere, in one piece.
     Whole,
-    /// `data` bytes, which stay at [`body_address`], then code made of pieces of these
-    /// lengths, in order, that refer to nothing outside themselves but the data's
-    /// absolute address: the layout may put each piece anywhere, so it spreads them over
-    /// the headers' holes (see [`Hole`]), the rest following the data.
-    Pieces { data: usize, pieces: Vec<usize> },
 }
 
 /// Lays out a static executable for `arch`: headers, then `body`, execution starting
-/// `entry` bytes into the body. A body in pieces starts with its first piece, spread over
-/// the headers' holes as far as they go.
+/// `entry` bytes into the body.
 pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Vec<u8> {
     match (arch, movable) {
-        (_, Movable::Pieces { data, pieces: lengths }) => {
-            assert_eq!(entry, data, "a body in pieces starts with its first piece");
-            let (data, mut rest) = body.split_at(data);
-            let pieces: Vec<&[u8]> = lengths
-                .iter()
-                .map(|&len| {
-                    let (piece, after) = rest.split_at(len);
-                    rest = after;
-                    piece
-                })
-                .collect();
-            in_holes(arch, data, &pieces)
-        }
         (Arch::I386, _) => elf32(body, ELF32_HEADERS + entry),
         (Arch::Amd64, Movable::No) => {
             panic!("amd64 bodies are position-independent: the load address is above 4 GiB")
@@ -124,11 +105,13 @@ const AMD64_HOLES: [Hole; 3] = [
     },
 ];
 
-/// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]).
+/// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]), left into code
+/// right after the headers through `cmp eax, imm32` (3d), whose immediate swallows
+/// `e_phentsize` and `e_phnum` and which changes nothing but flags.
 const ELF32_HOLES: [Hole; 1] = [Hole {
     at: 32,
     end: 42,
-    onward: None,
+    onward: Some((&[0x3d], ELF32_HEADERS)),
 }];
 
 /// The arm64 holes: `e_ident[8..16]`; `e_shoff` and `e_flags`; `p_paddr`; `p_align`,
@@ -163,14 +146,35 @@ fn immune_to_the_elf_prefixes(opcode: u8) -> bool {
     matches!(opcode, 0x40..=0x5f | 0x66 | 0x68 | 0x6a | 0x70..=0x7f | 0x90..=0x97 | 0xb0..=0xbf | 0xe9 | 0xeb)
 }
 
-/// The layout with code in pieces: the headers with the pieces spread over their holes,
-/// then the data, then the pieces that did not fit.
-fn in_holes(arch: Arch, data: &[u8], pieces: &[&[u8]]) -> Vec<u8> {
-    let code: usize = pieces.iter().map(|piece| piece.len()).sum();
-    if arch == Arch::I386 && ELF32_HEADERS + data.len() + code > LOAD_ADDRESS as usize + ELF32_HOLES[0].at {
+/// An executable laid out by [`in_pieces`], with the addresses it gave the data and
+/// each piece.
+pub struct Placed {
+    /// The ELF file.
+    pub elf: Vec<u8>,
+    /// The address of the data.
+    pub data: u64,
+    /// The address of each piece, in order.
+    pub pieces: Vec<u64>,
+}
+
+/// Lays out a static executable whose code comes in `pieces`, run in order from the
+/// first, each whole instructions that branch only within themselves: the layout spreads
+/// them over the headers' holes (see [`Hole`]), joined by jumps, the pieces that do not
+/// fit following the headers, then `data`. A piece may refer to the data and to itself
+/// by address, absolute or relative, so the caller assembles the pieces again for the
+/// addresses returned; each piece must keep its length (see `forge::in_pieces`).
+pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
+    let code: usize = pieces.iter().map(Vec::len).sum();
+    if arch == Arch::I386 && ELF32_HEADERS + code + data.len() > LOAD_ADDRESS as usize + ELF32_HOLES[0].at {
         // e_entry is p_filesz too: only an entry more than 64 KiB into the file maps a
         // file that long, so its code follows the data, unspread.
-        return elf32(&[data, &pieces.concat()].concat(), ELF32_HEADERS + data.len());
+        let code_at = ELF32_HEADERS + data.len();
+        let elf = elf32(&[data, &pieces.concat()].concat(), code_at);
+        let offsets = pieces.iter().scan(code_at, |at, piece| {
+            *at += piece.len();
+            Some(*at - piece.len())
+        });
+        return placed(arch, elf, ELF32_HEADERS, offsets.collect());
     }
     let mut elf = match arch {
         Arch::Amd64 => amd64(&[], 0),
@@ -178,36 +182,55 @@ fn in_holes(arch: Arch, data: &[u8], pieces: &[&[u8]]) -> Vec<u8> {
         Arch::Arm64 => elf64(arch, &[], LOAD_ADDRESS + ARM64_HOLES[0].at as u64),
     };
     let body_at = headers_len(arch);
-    let code_at = body_at + data.len().next_multiple_of(arch.code_alignment());
-    elf.resize(elf.len().max(code_at), 0);
-    elf[body_at..body_at + data.len()].copy_from_slice(data);
-    match arch {
-        Arch::Amd64 => {
-            let mut all = pieces.to_vec();
-            if all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0])) {
-                all.insert(0, nop(arch));
-            }
-            let code = spread(arch, &mut elf, &AMD64_HOLES, code_at, &all);
-            amd64_sizes(&mut elf, code_at + code);
-        }
-        Arch::I386 => {
-            if spread(arch, &mut elf, &ELF32_HOLES, code_at, pieces) == 0 && data.is_empty() {
-                elf.truncate(45); // e_phnum's high byte: the loader's zero padding
-            }
-        }
-        Arch::Arm64 => {
-            let code = spread(arch, &mut elf, &ARM64_HOLES, code_at, pieces);
-            elf64_sizes(&mut elf, code_at + code);
-        }
+    let mut all: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+    let leading_nop = arch == Arch::Amd64 && all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0]));
+    if leading_nop {
+        all.insert(0, nop(arch));
     }
-    elf
+    let holes: &[Hole] = match arch {
+        Arch::Amd64 => &AMD64_HOLES,
+        Arch::I386 => &ELF32_HOLES,
+        Arch::Arm64 => &ARM64_HOLES,
+    };
+    let mut offsets = spread(arch, &mut elf, holes, body_at, &all);
+    if leading_nop {
+        offsets.remove(0);
+    }
+    let data_at = offsets
+        .iter()
+        .zip(pieces)
+        .map(|(at, piece)| at + piece.len())
+        .filter(|&end| end > body_at)
+        .max()
+        .unwrap_or(body_at);
+    let end = data_at + data.len();
+    elf.resize(elf.len().max(end), 0);
+    elf[data_at..end].copy_from_slice(data);
+    match arch {
+        Arch::I386 if end == body_at => elf.truncate(45), // e_phnum's high byte: the loader's zero padding
+        Arch::I386 => {}
+        Arch::Amd64 => amd64_sizes(&mut elf, end),
+        Arch::Arm64 => elf64_sizes(&mut elf, end),
+    }
+    placed(arch, elf, data_at, offsets)
+}
+
+/// Turns file offsets into the addresses they are mapped at.
+fn placed(arch: Arch, elf: Vec<u8>, data_at: usize, pieces_at: Vec<usize>) -> Placed {
+    let page = body_address(arch) - headers_len(arch) as u64;
+    Placed {
+        elf,
+        data: page + data_at as u64,
+        pieces: pieces_at.into_iter().map(|at| page + at as u64).collect(),
+    }
 }
 
 /// Writes `pieces` in order into `holes`, each hole passing execution on to the next and
 /// the last one to `body_at`, where the pieces that did not fit follow (the file grows
 /// to hold them). A hole that takes all the remaining pieces needs no way onward:
-/// programs end in `exit`. Returns the bytes written from `body_at` on.
-fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces: &[&[u8]]) -> usize {
+/// programs end in `exit`. Returns the file offset of each piece.
+fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces: &[&[u8]]) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(pieces.len());
     let mut rest = pieces;
     for (index, hole) in holes.iter().enumerate() {
         let next = holes.get(index + 1).map_or(body_at, |h| h.at);
@@ -221,11 +244,12 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
                 break;
             }
             elf[at..at + piece.len()].copy_from_slice(piece);
+            offsets.push(at);
             at += piece.len();
             rest = after;
         }
         if rest.is_empty() {
-            return 0;
+            return offsets;
         }
         match onward {
             Some(onward) => {
@@ -238,13 +262,16 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
             None => write_jump(arch, elf, at, next),
         }
     }
-    let code = rest.concat();
-    let end = body_at + code.len();
-    if elf.len() < end {
-        elf.resize(end, 0);
+    let mut at = body_at;
+    for piece in rest {
+        if elf.len() < at + piece.len() {
+            elf.resize(at + piece.len(), 0);
+        }
+        elf[at..at + piece.len()].copy_from_slice(piece);
+        offsets.push(at);
+        at += piece.len();
     }
-    elf[body_at..end].copy_from_slice(&code);
-    code.len()
+    offsets
 }
 
 /// The room a jump from anywhere in a hole starting at `from` to `to` takes: x86 has a
@@ -475,64 +502,62 @@ mod tests {
         );
     }
 
-    /// `count` one-byte pieces of `byte` (x86), or `count` AArch64 `nop`s.
-    fn pieces(arch: Arch, count: usize) -> (Vec<u8>, Movable) {
-        let piece = if arch == Arch::Arm64 {
-            nop(arch).to_vec()
-        } else {
-            vec![0x90]
-        };
-        (
-            piece.repeat(count),
-            Movable::Pieces {
-                data: 0,
-                pieces: vec![piece.len(); count],
-            },
-        )
+    /// `count` one-byte x86 `nop`s, or `count` AArch64 `nop`s, as pieces.
+    fn pieces(arch: Arch, count: usize) -> Vec<Vec<u8>> {
+        vec![nop(arch).to_vec(); count]
     }
 
     #[test]
-    fn pieces_fill_the_holes_in_order_then_follow_the_headers() {
+    fn pieces_fill_the_holes_in_order_then_follow_the_headers_and_the_data_follows() {
         // (arch, pieces the holes take when no more follow, and when more follow (the
         // ways onward take room), the file's size with the holes full)
         for (arch, alone, followed, headers) in [
-            (Arch::I386, 10, 8, 45),
+            (Arch::I386, 10, 9, 45),
             (Arch::Amd64, 19, 17, 80),
             (Arch::Arm64, 6, 6, 112),
         ] {
-            let (body, movable) = pieces(arch, alone);
-            assert_eq!(executable(arch, &body, 0, movable).len(), headers, "{arch:?}");
-            let (body, movable) = pieces(arch, followed + 20);
-            let piece = body.len() / (followed + 20);
-            let elf = executable(arch, &body, 0, movable);
-            assert_eq!(elf.len(), headers_len(arch) + 20 * piece, "{arch:?}");
-            let load = &kernel_elf::read(&elf).unwrap().segments[0];
+            assert_eq!(
+                in_pieces(arch, &[], &pieces(arch, alone)).elf.len(),
+                headers,
+                "{arch:?}"
+            );
+            let piece = nop(arch).len();
+            let placed = in_pieces(arch, b"data", &pieces(arch, followed + 20));
+            let (elf, body_at) = (&placed.elf, headers_len(arch));
+            assert_eq!(elf.len(), body_at + 20 * piece + 4, "{arch:?}");
+            assert_eq!(&elf[elf.len() - 4..], b"data", "{arch:?}: the data follows the code");
+            let page = placed.data - (elf.len() - 4) as u64;
+            assert_eq!(page, body_address(arch) - body_at as u64, "{arch:?}");
+            // Each piece is where its address says, the last 20 after the headers.
+            for (index, address) in placed.pieces.iter().enumerate() {
+                let at = (address - page) as usize;
+                assert_eq!(&elf[at..at + piece], nop(arch), "{arch:?} piece {index}");
+            }
+            assert_eq!(placed.pieces[followed] - page, body_at as u64, "{arch:?}");
+            let load = &kernel_elf::read(elf).unwrap().segments[0];
             assert!((load.offset + load.filesz).next_multiple_of(4096) >= elf.len() as u64);
         }
     }
 
     #[test]
-    fn holes_are_chained_by_jumps_and_amd64_swallows_its_fixed_fields() {
-        let (body, movable) = pieces(Arch::Amd64, 30);
-        let elf = executable(Arch::Amd64, &body, 0, movable);
+    fn holes_are_chained_by_jumps_and_fixed_fields_swallowed() {
+        let elf = in_pieces(Arch::Amd64, &[], &pieces(Arch::Amd64, 30)).elf;
         assert_eq!(&elf[4..15], &[0x90; 11]);
         assert_eq!(elf[15], 0xb9, "mov ecx, imm32 over e_type and e_machine");
         assert_eq!(&elf[20..24], &[0x90, 0x90, 0xeb, 48 - 24]);
         assert_eq!(&elf[48..54], &[0x90, 0x90, 0x90, 0x90, 0xeb, (72 - 54) as u8]);
         assert_eq!(elf[54], 56, "e_phentsize untouched");
         // An instruction "ELF" would change as REX prefixes gets a nop before it.
-        let elf = executable(
-            Arch::Amd64,
-            &[0x31, 0xff],
-            0,
-            Movable::Pieces {
-                data: 0,
-                pieces: vec![2],
-            },
+        let placed = in_pieces(Arch::Amd64, &[], &[vec![0x31, 0xff]]);
+        assert_eq!(&placed.elf[4..7], &[0x90, 0x31, 0xff]);
+        assert_eq!(placed.pieces, [AMD64_LOAD_ADDRESS + 5]);
+        let elf = in_pieces(Arch::I386, &[], &pieces(Arch::I386, 12)).elf;
+        assert_eq!(
+            &elf[32..42],
+            &[0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x3d]
         );
-        assert_eq!(&elf[4..7], &[0x90, 0x31, 0xff]);
-        let (body, movable) = pieces(Arch::Arm64, 7);
-        let elf = executable(Arch::Arm64, &body, 0, movable);
+        assert_eq!(&elf[42..45], &[32, 0, 1], "cmp eax, imm32 over e_phentsize and e_phnum");
+        let elf = in_pieces(Arch::Arm64, &[], &pieces(Arch::Arm64, 7)).elf;
         let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
         assert_eq!(word(12), 0x1400_0000 | ((40 - 12) / 4), "b to the second hole");
         assert_eq!(kernel_elf::read(&elf).unwrap().entry, LOAD_ADDRESS + 8);

@@ -8,8 +8,8 @@
 //! Start registers are zero on all three architectures (see [`super`]); the code relies
 //! on that where a comment says so.
 
-use super::{Arch, Body, address};
-use dynasmrt::{DynasmApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
+use super::{Arch, Place, in_pieces};
+use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// Largest message (and `http` response): lengths must fit 32-bit immediates, and
 /// `http`'s arm64 code reaches its response with `adr`, 1 MiB back at most.
@@ -21,87 +21,106 @@ pub const MAX_MESSAGE: usize = (1 << 20) - 4096;
 /// If `message` is longer than [`MAX_MESSAGE`]; callers check first.
 pub fn program(arch: Arch, message: &[u8], status: u8) -> Vec<u8> {
     assert!(message.len() <= MAX_MESSAGE, "message too long");
-    // The message is the body's data, at a known address: the code refers to nothing
-    // else, so the layout may spread it over the headers' holes.
-    let at = address(arch, 0);
+    // The message is the data; the code refers to nothing else, so the layout may spread
+    // it over the headers' holes.
     let len = message.len() as u32;
-    let pieces = match arch {
-        Arch::Amd64 => amd64(at, len, status),
-        Arch::I386 => i386(at as u32, len, status),
-        Arch::Arm64 => arm64(at as u32, len, status),
-    };
-    Body::in_pieces(message, pieces).link(arch)
+    in_pieces(arch, message, |place| match arch {
+        Arch::Amd64 => amd64(place, len, status),
+        Arch::I386 => i386(place, len, status),
+        Arch::Arm64 => arm64(place, len, status),
+    })
 }
 
-fn amd64(at: u64, len: u32, status: u8) -> Vec<Vec<u8>> {
+/// How far `status` is from what the exit status register holds: stdout (1) after a
+/// write, 0 otherwise. One apart is an `inc` or `dec` away.
+fn status_step(len: u32, status: u8) -> i16 {
+    i16::from(status) - i16::from(len > 0)
+}
+
+fn amd64(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
+    let message = place.data();
     let mut code = Vec::new();
     if len > 0 {
-        code.extend(pieces!(x64, X64Relocation;
-            [mov rsi, QWORD at as i64]        // the message, above 4 GiB: 10 bytes, but they
-        )); //   fit the first hole
+        code.extend(pieces!(x64, X64Relocation, place;
+            [lea rsi, [extern message]]       // rip-relative: 7 bytes, where the absolute
+        )); //   address, above 4 GiB, takes mov rsi, imm64's 10
         code.extend(if len < 256 {
-            pieces!(x64, X64Relocation; [mov dl, BYTE len as i8]) // rdx starts at 0
+            pieces!(x64, X64Relocation, place; [mov dl, BYTE len as i8]) // rdx starts at 0
         } else {
-            pieces!(x64, X64Relocation; [mov edx, len as i32])
+            pieces!(x64, X64Relocation, place; [mov edx, len as i32])
         });
-        code.extend(pieces!(x64, X64Relocation;
+        code.extend(pieces!(x64, X64Relocation, place;
             [inc edi]                         // rdi starts at 0: stdout (2 bytes, mov's 5)
             [inc eax]                         // rax starts at 0: SYS_write
             [syscall]
         ));
     }
-    code.extend(pieces!(x64, X64Relocation;
-        [push BYTE status as i8]              // push/pop imm8: 3 bytes, mov's 5; exit keeps
-        [pop rdi]                             //   the low 8 bits of the sign-extended status
-        [push BYTE 60]                        // SYS_exit
+    // rdi is stdout or 0 (see status_step): a status next to it is an inc or dec away
+    // (2 bytes); push/pop imm8 takes 3, mov's 5, and exit keeps the low 8 bits of the
+    // sign-extended status.
+    code.extend(match status_step(len, status) {
+        0 => Vec::new(),
+        1 => pieces!(x64, X64Relocation, place; [inc edi]),
+        -1 => pieces!(x64, X64Relocation, place; [dec edi]),
+        _ => pieces!(x64, X64Relocation, place; [push BYTE status as i8] [pop rdi]),
+    });
+    code.extend(pieces!(x64, X64Relocation, place;
+        [push BYTE 60]                        // SYS_exit, the same way: rax holds write's result
         [pop rax]
         [syscall]
     ));
     code
 }
 
-fn i386(at: u32, len: u32, status: u8) -> Vec<Vec<u8>> {
+fn i386(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
+    let message = place.data();
     let mut code = Vec::new();
     if len > 0 {
-        code.extend(pieces!(x86, X86Relocation; [mov ecx, at as i32]));
+        code.extend(pieces!(x86, X86Relocation, place; [mov ecx, message as i32]));
         code.extend(if len < 256 {
-            pieces!(x86, X86Relocation; [mov dl, len as i8]) // edx starts at 0
+            pieces!(x86, X86Relocation, place; [mov dl, len as i8]) // edx starts at 0
         } else {
-            pieces!(x86, X86Relocation; [mov edx, len as i32])
+            pieces!(x86, X86Relocation, place; [mov edx, len as i32])
         });
-        code.extend(pieces!(x86, X86Relocation;
-            [inc ebx]                         // ebx starts at 0: stdout (1 byte)
+        code.extend(pieces!(x86, X86Relocation, place;
             [mov al, 4]                       // eax starts at 0: SYS_write (2 bytes)
+            [inc ebx]                         // ebx starts at 0: stdout (1 byte)
             [int BYTE 0x80u8 as i8]
-        ));
+            [mov eax, ebx]                    // SYS_exit is 1, as stdout is: 2 bytes, and
+        )); //   right whatever write returned
+    } else {
+        code.extend(pieces!(x86, X86Relocation, place; [inc eax])); // eax starts at 0: SYS_exit
     }
-    code.extend(pieces!(x86, X86Relocation;
-        [mov bl, status as i8]                // ebx is 0 or 1: setting its low byte sets it
-        [push BYTE 1]                         // SYS_exit; eax holds write's result
-        [pop eax]
-        [int BYTE 0x80u8 as i8]
-    ));
+    // ebx is stdout or 0 (see status_step): a status next to it is an inc or dec away
+    // (1 byte); any other is its low byte, ebx being 0 or 1 (2 bytes).
+    code.extend(match status_step(len, status) {
+        0 => Vec::new(),
+        1 => pieces!(x86, X86Relocation, place; [inc ebx]),
+        -1 => pieces!(x86, X86Relocation, place; [dec ebx]),
+        _ => pieces!(x86, X86Relocation, place; [mov bl, status as i8]),
+    });
+    code.extend(pieces!(x86, X86Relocation, place; [int BYTE 0x80u8 as i8]));
     code
 }
 
-fn arm64(at: u32, len: u32, status: u8) -> Vec<Vec<u8>> {
+fn arm64(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
+    let message = place.data();
     let mut code = Vec::new();
     if len > 0 {
-        code.extend(pieces!(aarch64, Aarch64Relocation;
+        code.extend(pieces!(aarch64, Aarch64Relocation, place;
             [movz x0, 1]                      // stdout
-            [movz x1, at & 0xffff]            // the message
-            [movk x1, at >> 16, lsl 16]
+            [adr x1, extern message]          // pc-relative: one instruction, movz and movk's two
             [movz x2, len & 0xffff]
         ));
         if len >> 16 != 0 {
-            code.extend(pieces!(aarch64, Aarch64Relocation; [movk x2, len >> 16, lsl 16]));
+            code.extend(pieces!(aarch64, Aarch64Relocation, place; [movk x2, len >> 16, lsl 16]));
         }
-        code.extend(pieces!(aarch64, Aarch64Relocation;
+        code.extend(pieces!(aarch64, Aarch64Relocation, place;
             [movz x8, 64]                     // SYS_write
             [svc 0]
         ));
     }
-    code.extend(pieces!(aarch64, Aarch64Relocation;
+    code.extend(pieces!(aarch64, Aarch64Relocation, place;
         [movz x0, status as u32]
         [movz x8, 93]                         // SYS_exit
         [svc 0]

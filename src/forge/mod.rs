@@ -11,15 +11,17 @@
 //! qemu-user's `start_thread` clear them); programs rely on that only where a comment
 //! says so, and never on argc or the stack's contents.
 
-/// Assembles code in pieces for [`Body::in_pieces`]: each `[...]` is one piece of one
-/// or more instructions (`;`-separated), which the layout keeps together. A piece may
-/// branch within itself (its labels are its own), never to another piece.
+/// Assembles code in pieces for [`in_pieces`]: each `[...]` is one piece of one or
+/// more instructions (`;`-separated), which the layout keeps together, assembled at the
+/// address the [`Place`] gives it. A piece may branch within itself (its labels are its
+/// own), never to another piece; it reaches the data as `extern` the place's
+/// [`Place::data`], pc-relatively or absolutely.
 macro_rules! pieces {
-    ($arch:tt, $relocation:ty; $([$($instructions:tt)*])*) => {
+    ($arch:tt, $relocation:ty, $place:expr; $([$($instructions:tt)*])*) => {
         vec![$({
-            let mut ops = dynasmrt::VecAssembler::<$relocation>::new(0);
+            let mut ops = dynasmrt::VecAssembler::<$relocation>::new($place.next_piece());
             dynasmrt::dynasm!(ops ; .arch $arch ; $($instructions)*);
-            ops.finalize().expect("a piece's labels are its own")
+            ops.finalize().expect("a piece's labels are its own and its data within reach")
         }),*]
     };
 }
@@ -115,25 +117,56 @@ impl Body {
         }
     }
 
-    /// Data, then code in pieces, each whole instructions that refer to nothing outside
-    /// the piece but the data, by its absolute address (see [`pieces!`]): the layout
-    /// may put each piece anywhere, even in the headers' holes; the data stays at
-    /// [`elf::body_address`].
-    fn in_pieces(data: &[u8], pieces: Vec<Vec<u8>>) -> Self {
-        Self {
-            movable: elf::Movable::Pieces {
-                data: data.len(),
-                pieces: pieces.iter().map(Vec::len).collect(),
-            },
-            bytes: [data.to_vec(), pieces.concat()].concat(),
-            entry: data.len(),
-        }
-    }
-
     /// The finished ELF file.
     fn link(self, arch: Arch) -> Vec<u8> {
         elf::executable(arch, &self.bytes, self.entry, self.movable)
     }
+}
+
+/// The addresses the layout gives a program in pieces (see [`in_pieces`]).
+pub(crate) struct Place {
+    data: u64,
+    pieces: Vec<u64>,
+    next: usize,
+}
+
+impl Place {
+    /// The data's address.
+    fn data(&self) -> usize {
+        self.data as usize
+    }
+
+    /// The address of the next piece to assemble. Until the layout has placed the
+    /// pieces, every piece is provisionally at the data's address.
+    fn next_piece(&mut self) -> usize {
+        let at = self.pieces.get(self.next).copied().unwrap_or(self.data);
+        self.next += 1;
+        at as usize
+    }
+}
+
+/// A program of `data` and code in pieces, which the layout spreads over the headers'
+/// holes (see [`elf::in_pieces`]). `assemble` makes the pieces (see [`pieces!`]) twice:
+/// at provisional addresses, for their lengths, then at the addresses the layout chose.
+fn in_pieces(arch: Arch, data: &[u8], assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>) -> Vec<u8> {
+    let provisional = assemble(&mut Place {
+        data: elf::body_address(arch),
+        pieces: Vec::new(),
+        next: 0,
+    });
+    let placed = elf::in_pieces(arch, data, &provisional);
+    let pieces = assemble(&mut Place {
+        data: placed.data,
+        pieces: placed.pieces,
+        next: 0,
+    });
+    let lengths = |pieces: &[Vec<u8>]| pieces.iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(
+        lengths(&pieces),
+        lengths(&provisional),
+        "a piece's length is the same anywhere"
+    );
+    elf::in_pieces(arch, data, &pieces).elf
 }
 
 /// A program with no data: amd64's position-independent body, or the 386 or arm64 code

@@ -8,7 +8,7 @@
 //! stop and continue, a cgroup freeze and thaw: `docker pause`) starts again. The code
 //! refers to no address, so it comes in pieces the layout spreads over the headers.
 
-use super::{Arch, Body, signal};
+use super::{Arch, Place, in_pieces, signal};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// The `sigset_t` of the signals that end pause.
@@ -16,16 +16,15 @@ const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    let pieces = match arch {
-        Arch::Amd64 => amd64(),
-        Arch::I386 => i386(),
-        Arch::Arm64 => arm64(),
-    };
-    Body::in_pieces(&[], pieces).link(arch)
+    in_pieces(arch, &[], |place| match arch {
+        Arch::Amd64 => amd64(place),
+        Arch::I386 => i386(place),
+        Arch::Arm64 => arm64(place),
+    })
 }
 
-fn amd64() -> Vec<Vec<u8>> {
-    pieces!(x64, X64Relocation;
+fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
+    pieces!(x64, X64Relocation, place;
         [push rdx]                            // struct sigaction: sa_flags 0 (rdx starts at 0),
         [push BYTE signal::IGNORE as i8]      //   sa_handler SIG_IGN; restorer and mask unused
         [push rsp]
@@ -55,24 +54,25 @@ fn amd64() -> Vec<Vec<u8>> {
     )
 }
 
-fn i386() -> Vec<Vec<u8>> {
-    pieces!(x86, X86Relocation;
-        [push BYTE 8]                         // sizeof(sigset_t), first: with it the first
-        [pop esi]                             //   pieces fill the header hole exactly
-        [push edx]                            // struct sigaction: sa_flags 0 (edx starts at 0),
-        [push BYTE signal::IGNORE as i8]      //   sa_handler SIG_IGN; restorer and mask unused
+fn i386(place: &mut Place) -> Vec<Vec<u8>> {
+    pieces!(x86, X86Relocation, place;
+        [push BYTE 8]                         // sizeof(sigset_t)
+        [pop esi]
+        [push edx]                            // the set: its high half 0 (edx starts at 0),
+        [push DWORD ENDING as i32]            //   and the ending signals
         [mov ecx, esp]
-        [mov bl, BYTE signal::CHLD as i8]     // ebx starts at 0: its low byte will do
-        [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction (not the legacy sigaction);
-        [int BYTE 0x80u8 as i8]               //   eax starts at 0
-        [push DWORD ENDING as i32]
-        [mov ecx, esp]
-        [xor ebx, ebx]                        // SIG_BLOCK; edx, the old set, is 0
-        [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask; eax is 0 after success
-        [int BYTE 0x80u8 as i8]
-        [mov ebx, ecx]                        // rt_sigtimedwait(set, info: written over the
-        [wait:                                //   set, no timeout, 8)
-        ; mov eax, 177                        // SYS_rt_sigtimedwait
+        [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
+        [int BYTE 0x80u8 as i8]               //   ebx starts; eax starts at 0; edx, the old set, is 0
+        [push BYTE signal::IGNORE as i8]      // struct sigaction: sa_handler SIG_IGN over the
+        [mov ecx, esp]                        //   set, which gives sa_flags ENDING: SA_NOCLDWAIT
+        [mov bl, BYTE signal::CHLD as i8]     //   (2, as SIG_IGN does) and a bit the kernel
+        [mov al, BYTE 174u8 as i8]            //   clears; restorer 0, mask unused. ebx is 0: its
+        [int BYTE 0x80u8 as i8]               //   low byte will do. SYS_rt_sigaction (not the
+                                              //   legacy sigaction); eax is 0 after success
+        [lea ebx, [ecx + 4]]                  // rt_sigtimedwait(the set; info: written over
+        [wait:                                //   the action; no timeout; 8)
+        ; xor eax, eax                        // SYS_rt_sigtimedwait: 4 bytes, mov eax's 5
+        ; mov al, BYTE 177u8 as i8
         ; int BYTE 0x80u8 as i8
         ; test eax, eax
         ; js BYTE <wait]                      // -EINTR: woken without one of them
@@ -82,8 +82,8 @@ fn i386() -> Vec<Vec<u8>> {
     )
 }
 
-fn arm64() -> Vec<Vec<u8>> {
-    pieces!(aarch64, Aarch64Relocation;
+fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
+    pieces!(aarch64, Aarch64Relocation, place;
         [movz x9, signal::IGNORE as u32]
         [stp x9, xzr, [sp, -16]!]             // struct sigaction: sa_handler SIG_IGN, sa_flags 0;
         [mov x1, sp]                          //   restorer and mask unused
