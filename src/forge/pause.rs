@@ -84,21 +84,24 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
 
 fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
     pieces!(aarch64, Aarch64Relocation, place;
-        [movz x9, signal::IGNORE as u32]
-        [stp x9, xzr, [sp, -16]!]             // struct sigaction: sa_handler SIG_IGN, sa_flags 0;
-        [mov x1, sp]                          //   restorer and mask unused
-        [movz x3, 8]                          // sizeof(sigset_t); x2, the old action, starts at 0
-        [movz x0, signal::CHLD as u32]
-        [movz x8, 134]                        // SYS_rt_sigaction
-        [svc 0]
         [movz x9, ENDING]
-        [str x9, [sp, -16]!]
-        [mov x1, sp]                          // x0, SIG_BLOCK, is 0 after success
-        [movz x8, 135]                        // SYS_rt_sigprocmask
+        [stp x9, xzr, [sp, -16]!]             // the set: the ending signals, none above 32
+        [mov x1, sp]
+        [movz x3, 8]                          // sizeof(sigset_t)
+        [movz x8, 135]                        // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
+        [svc 0]                               //   x0 starts; x2, the old set, starts at 0
+        [movz x9, signal::IGNORE as u32]      // struct sigaction 8 bytes below the set, x1
+        [str x9, [x1, -8]!]                   //   moving there (one instruction): sa_handler
+                                              //   SIG_IGN, sa_flags the set's ENDING (SA_NOCLDWAIT,
+                                              //   as SIG_IGN does, and a bit the kernel clears),
+                                              //   restorer 0. Below sp, where nothing else
+                                              //   writes: no handler, so no signal frame
+        [movz x0, signal::CHLD as u32]
+        [movz x8, 134]                        // SYS_rt_sigaction(SIGCHLD, action, old: x2 0, 8)
         [svc 0]
-        [movz x8, 137]                        // SYS_rt_sigtimedwait(set, info: written over
-        [wait:                                //   the set, no timeout, 8)
-        ; mov x0, x1
+        [movz x8, 137]                        // SYS_rt_sigtimedwait(the set, info: written over
+        [wait:                                //   the action, no timeout, 8)
+        ; mov x0, sp
         ; svc 0
         ; tbnz x0, 63, <wait]                 // -EINTR: woken without one of them
         [movz x0, 0]
