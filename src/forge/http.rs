@@ -13,8 +13,10 @@
 //! The read buffer is 64 KiB of stack that `enter` reserves; a request's headers longer
 //! than that are answered when the buffer is full.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, arm64_with_data, code_address, signal};
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, dynasm, x86::X86Relocation};
+use super::{Arch, Place, arm64_mov32, in_pieces, signal};
+use dynasmrt::{
+    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
+};
 
 /// Bytes a request may fill in the read buffer (64 KiB of stack, less what is pushed).
 const REQUEST_ROOM: i32 = 0xff00;
@@ -26,6 +28,10 @@ const SO_REUSEADDR: i32 = 2;
 const SO_RCVTIMEO: i32 = 20;
 /// `send` flag: a reset peer gives EPIPE instead of SIGPIPE.
 const MSG_NOSIGNAL: i32 = 0x4000;
+/// Responses shorter than this follow the code closely, so a short jump reaches the exits
+/// before them; past 64 KiB of file, a 386 layout puts the data first (see
+/// `elf::in_pieces`).
+const NEAR_DATA: usize = 0xf000;
 /// `sockaddr_in` and `timeval` are shorter than this, `int` options too: one length
 /// register serves `bind` and both `setsockopt` calls.
 const OPTION_LEN: i32 = 16;
@@ -74,86 +80,153 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    let body = match arch {
-        Arch::Amd64 => amd64(family_port, response),
-        Arch::I386 => i386(family_port, response),
-        Arch::Arm64 => arm64(family_port, response),
-    };
-    body.link(arch)
+    // The data: the exits, then the response. The code reaches both by address, so the
+    // layout may spread it over the headers' holes.
+    let exits = Exits::for_arch(arch);
+    let data = [exits.code.as_slice(), response].concat();
+    in_pieces(arch, &data, |place| {
+        let at = Addresses {
+            failed: place.data(),
+            quit: place.data() + exits.quit,
+            response: place.data() + exits.code.len(),
+        };
+        match arch {
+            Arch::Amd64 => amd64(place, &at, family_port, response.len()),
+            Arch::I386 => i386(place, &at, family_port, response.len()),
+            Arch::Arm64 => arm64(place, &at, family_port, response.len()),
+        }
+    })
 }
 
-fn amd64(family_port: u32, response: &[u8]) -> Body {
-    let mut ops = amd64_with_data(response);
-    dynasm!(ops
-        ; .arch x64
-        ; ->failed:                           // eax: -errno of the failed call
-        ; neg eax
-        ; ->quit:                             // the SIGTERM/SIGINT handler, entered with
-        ; xchg eax, edi                       //   rax = 0: status 0 (failed: the errno)
-        ; push BYTE 60                        // SYS_exit
-        ; pop rax
-        ; syscall
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x64
-        ; enter WORD 0xffffu16 as i16, BYTE 0                    // 64 KiB of stack for requests (4 bytes)
-        ; lea rbx, [->quit]
-        ; push rbx                            // struct sigaction: sa_mask (any: it blocks
-        ; push rbx                            //   only while the handler runs), sa_restorer
-        ; push signal::SA_RESTORER            //   (x86-64 needs one; never used), sa_flags,
-        ; push rbx                            //   sa_handler
-        ; push rsp
-        ; pop rsi
-        ; mov r10b, BYTE 8                    // sizeof(sigset_t); r10 starts at 0
-        ; push BYTE signal::TERM as i8
-        ; pop rdi
-        ; mov al, BYTE 13                     // SYS_rt_sigaction: rax is 0 at start and
-        ; syscall                             //   after each success, so al will do
-        ; push BYTE signal::INT as i8         // SIGINT is 2, as is AF_INET: rdi serves
-        ; pop rdi                             //   socket() too
-        ; mov al, BYTE 13
-        ; syscall
-        ; push BYTE SOL_SOCKET as i8          // SOCK_STREAM, and SOL_SOCKET below
-        ; pop rsi
-        ; mov al, BYTE 41                     // SYS_socket(AF_INET, SOCK_STREAM, 0)
-        ; syscall
-        ; xchg eax, edi                       // rdi: the listening socket; rax: 2
-        ; mov ebx, edi                        // rbx keeps it
-        ; push rdx                            // struct timeval {1 s, 0 µs}; its first int
-        ; push BYTE 1                         //   is SO_REUSEADDR's 1 too (rdx is 0)
-        ; push rsp
-        ; pop r10
-        ; mov r8b, BYTE OPTION_LEN as i8
-        ; mov dl, BYTE SO_REUSEADDR as i8
-        ; push BYTE 54                        // SYS_setsockopt
-        ; pop rax
-        ; syscall
-        ; mov dl, BYTE SO_RCVTIMEO as i8
-        ; mov al, BYTE 54
-        ; syscall
+/// The code at the start of the data: exit with the errno of a failed call (entered at
+/// `failed` with -errno in the return register) or with 0 (the SIGTERM and SIGINT
+/// handler, entered at `quit`). Position-independent: it goes wherever the data goes.
+struct Exits {
+    code: Vec<u8>,
+    quit: usize,
+}
+
+impl Exits {
+    fn for_arch(arch: Arch) -> Self {
+        let (code, quit) = match arch {
+            Arch::Amd64 => {
+                let mut ops = VecAssembler::<X64Relocation>::new(0);
+                dynasm!(ops ; .arch x64 ; neg eax); // failed: the errno
+                let quit = ops.offset().0;
+                dynasm!(ops
+                    ; .arch x64
+                    ; xchg eax, edi                   // the handler is entered with rax = 0:
+                    ; push BYTE 60                    //   status 0 (failed: the errno)
+                    ; pop rax                         // SYS_exit
+                    ; syscall
+                );
+                (ops.finalize(), quit)
+            }
+            Arch::I386 => {
+                let mut ops = VecAssembler::<X86Relocation>::new(0);
+                dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
+                let quit = ops.offset().0;
+                dynasm!(ops
+                    ; .arch x86
+                    ; xchg ecx, ebx                   // the handler: the kernel enters it with
+                    ; push BYTE 1                     //   ecx = 0, so the status is 0 (failed:
+                    ; pop eax                         //   the errno); SYS_exit
+                    ; int BYTE 0x80u8 as i8
+                );
+                (ops.finalize(), quit)
+            }
+            Arch::Arm64 => {
+                let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+                dynasm!(ops
+                    ; .arch aarch64
+                    ; neg x0, x0                      // failed: status the errno
+                    ; b >exit
+                );
+                let quit = ops.offset().0;
+                dynasm!(ops
+                    ; .arch aarch64
+                    ; movz x0, 0                      // the handler: status 0
+                    ; exit:
+                    ; movz x8, 93                     // SYS_exit
+                    ; svc 0
+                );
+                (ops.finalize(), quit)
+            }
+        };
+        Self {
+            code: code.expect("labels are all defined"),
+            quit,
+        }
+    }
+}
+
+/// Where the code's targets are: the exits (see [`Exits`]) and the response.
+struct Addresses {
+    failed: usize,
+    quit: usize,
+    response: usize,
+}
+
+fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
+    let (failed, quit, response) = (at.failed, at.quit, at.response);
+    // In an order that fills the headers' holes (11 bytes, 2, then 4 with their jumps).
+    let mut code = pieces!(x64, X64Relocation, place;
+        [lea rbx, [extern quit]]
+        [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
+        [push rbx]                            // struct sigaction: sa_mask (any: it blocks
+        [push rbx]                            //   only while the handler runs), sa_restorer
+        [mov r10b, BYTE 8]                    // (sizeof(sigset_t); r10 starts at 0)
+        [push signal::SA_RESTORER]            //   (x86-64 needs one; never used), sa_flags,
+        [push rbx]                            //   sa_handler
+        [push rsp]
+        [pop rsi]
+        [push BYTE signal::TERM as i8]
+        [pop rdi]
+        [mov al, BYTE 13]                     // SYS_rt_sigaction: rax is 0 at start and
+        [syscall]                             //   after each success, so al will do
+        [push BYTE signal::INT as i8]         // SIGINT is 2, as is AF_INET: rdi serves
+        [pop rdi]                             //   socket() too
+        [mov al, BYTE 13]
+        [syscall]
+        [push BYTE SOL_SOCKET as i8]          // SOCK_STREAM, and SOL_SOCKET below
+        [pop rsi]
+        [mov al, BYTE 41]                     // SYS_socket(AF_INET, SOCK_STREAM, 0)
+        [syscall]
+        [xchg eax, edi]                       // rdi: the listening socket; rax: 2
+        [mov ebx, edi]                        // rbx keeps it
+        [push rdx]                            // struct timeval {1 s, 0 µs}; its first int
+        [push BYTE 1]                         //   is SO_REUSEADDR's 1 too (rdx is 0)
+        [push rsp]
+        [pop r10]
+        [mov r8b, BYTE OPTION_LEN as i8]
+        [mov dl, BYTE SO_REUSEADDR as i8]
+        [push BYTE 54]                        // SYS_setsockopt
+        [pop rax]
+        [syscall]
+        [mov dl, BYTE SO_RCVTIMEO as i8]
+        [mov al, BYTE 54]
+        [syscall]
     );
     // struct sockaddr_in: family and port, then address 0.0.0.0 (sin_zero is not read).
-    if (family_port as i32) < 0 {
+    code.extend(if (family_port as i32) < 0 {
         // push sign-extends: a port whose low byte is 0x80 or more needs the long way.
-        dynasm!(ops ; .arch x64 ; push rax ; mov DWORD [rsp], family_port as i32);
+        pieces!(x64, X64Relocation, place; [push rax] [mov DWORD [rsp], family_port as i32])
     } else {
-        dynasm!(ops ; .arch x64 ; push family_port as i32);
-    }
-    dynasm!(ops
-        ; .arch x64
-        ; push rsp
-        ; pop rsi
-        ; mov dl, BYTE OPTION_LEN as i8       // rdx was SO_RCVTIMEO: its low byte will do
-        ; mov al, BYTE 49                     // SYS_bind
-        ; syscall
-        ; test eax, eax
-        ; jnz BYTE ->failed
-        ; mov al, BYTE 50                     // SYS_listen; the backlog (rsi, an address)
-        ; syscall                             //   is clamped to somaxconn
-        ; xor r8d, r8d                        // sendto's address: none (r9 starts at 0)
-        ; mov r10d, MSG_NOSIGNAL
-        ; serve:
+        pieces!(x64, X64Relocation, place; [push family_port as i32])
+    });
+    code.extend(pieces!(x64, X64Relocation, place;
+        [push rsp]
+        [pop rsi]
+        [mov dl, BYTE OPTION_LEN as i8]       // rdx was SO_RCVTIMEO: its low byte will do
+        [mov al, BYTE 49]                     // SYS_bind
+        [syscall]
+        [test eax, eax                        // the exits follow the code (rel8 reaches)
+        ; jnz BYTE extern failed]
+        [mov al, BYTE 50]                     // SYS_listen; the backlog (rsi, an address)
+        [syscall]                             //   is clamped to somaxconn
+        [xor r8d, r8d]                        // sendto's address: none (r9 starts at 0)
+        [mov r10d, MSG_NOSIGNAL]
+        [serve:
         ; mov edi, ebx
         ; xor esi, esi                        // accept(socket, NULL, _): no peer address
         ; push BYTE 43                        // SYS_accept
@@ -173,87 +246,76 @@ fn amd64(family_port: u32, response: &[u8]) -> Body {
         ; cmp DWORD [rsi - 4], HEADERS_END    // the blank line that ends the headers?
         ; jne BYTE <read
         ; respond:
-        ; lea rsi, [->data]
-        ; mov edx, response.len() as i32
+        ; lea rsi, [extern response]
+        ; mov edx, response_len as i32
         ; push BYTE 44                        // SYS_sendto(connection, response, length,
         ; pop rax                             //   MSG_NOSIGNAL, NULL, 0)
         ; syscall
         ; push BYTE 3                         // SYS_close
         ; pop rax
         ; syscall
-        ; jmp BYTE <serve
-    );
-    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
+        ; jmp BYTE <serve]
+    ));
+    code
 }
 
-fn i386(family_port: u32, response: &[u8]) -> Body {
-    let code_at = code_address(Arch::I386, response.len());
-    let mut ops = VecAssembler::<X86Relocation>::new(0);
-    dynasm!(ops
-        ; .arch x86
-        ; ->failed:                           // eax: -errno of the failed call
-        ; neg eax
-        ; xchg eax, ecx
+fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
+    let (failed, quit, response) = (at.failed, at.quit, at.response);
+    // In an order that fills the headers' hole (9 bytes).
+    let mut code = pieces!(x86, X86Relocation, place;
+        [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
+        [push BYTE 8]                         // sizeof(sigset_t)
+        [pop esi]
+        [push edx]
+        [push edx]                            // struct sigaction: sa_mask,
+        [push edx]                            //   sa_restorer (unused),
+        [push edx]                            //   sa_flags: 0 (edx starts at 0),
+        [push BYTE signal::IGNORE as i8]      //   sa_handler: SIG_IGN, for SIGPIPE first
+        [mov ecx, esp]
+        [mov bl, BYTE signal::PIPE as i8]     // ebx starts at 0: its low byte will do
+        [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction: eax is 0 at start and
+        [int BYTE 0x80u8 as i8]               //   after each success, so al will do
+        [mov DWORD [ecx], quit as i32]        // the same struct, now with the quit handler
+        [mov bl, BYTE signal::TERM as i8]
+        [mov al, BYTE 174u8 as i8]
+        [int BYTE 0x80u8 as i8]
+        [mov bl, BYTE signal::INT as i8]      // SIGINT is 2, as is AF_INET: ebx serves
+        [mov al, BYTE 174u8 as i8]            //   socket() too
+        [int BYTE 0x80u8 as i8]
+        [push BYTE SOL_SOCKET as i8]          // SOCK_STREAM, and SOL_SOCKET below
+        [pop ecx]
+        [mov ax, WORD 359]                    // SYS_socket (direct, not socketcall)
+        [int BYTE 0x80u8 as i8]
+        [mov ebp, eax]                        // ebp keeps the listening socket
+        [xchg eax, ebx]                       // ebx: the socket; eax: 2
+        [push edx]                            // struct timeval {1 s, 0 µs}; its first int
+        [push BYTE 1]                         //   is SO_REUSEADDR's 1 too
+        [mov esi, esp]
+        [push BYTE OPTION_LEN as i8]
+        [pop edi]
+        [mov dl, BYTE SO_REUSEADDR as i8]
+        [mov ax, WORD 366]                    // SYS_setsockopt
+        [int BYTE 0x80u8 as i8]
+        [mov dl, BYTE SO_RCVTIMEO as i8]
+        [mov ax, WORD 366]
+        [int BYTE 0x80u8 as i8]
+        [push eax]                            // struct sockaddr_in: address 0.0.0.0 (eax
+        [push DWORD family_port as i32]       //   is 0), family and port
+        [mov ecx, esp]
+        [mov dl, BYTE OPTION_LEN as i8]
+        [mov ax, WORD 361]                    // SYS_bind
+        [int BYTE 0x80u8 as i8]
     );
-    let quit = code_at + ops.offset().0 as u32;
-    dynasm!(ops
-        ; .arch x86
-        ; xchg ecx, ebx                       // the handler: the kernel enters it with
-        ; push BYTE 1                         //   ecx = 0, so the status is 0 (failed: the
-        ; pop eax                             //   errno); SYS_exit
-        ; int BYTE 0x80u8 as i8
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x86
-        ; enter WORD 0xffffu16 as i16, BYTE 0                    // 64 KiB of stack for requests (4 bytes)
-        ; push edx
-        ; push edx                            // struct sigaction: sa_mask,
-        ; push edx                            //   sa_restorer (unused),
-        ; push edx                            //   sa_flags: 0 (edx starts at 0),
-        ; push BYTE signal::IGNORE as i8      //   sa_handler: SIG_IGN, for SIGPIPE first
-        ; mov ecx, esp
-        ; push BYTE 8                         // sizeof(sigset_t)
-        ; pop esi
-        ; mov bl, BYTE signal::PIPE as i8     // ebx starts at 0: its low byte will do
-        ; mov al, BYTE 174u8 as i8            // SYS_rt_sigaction: eax is 0 at start and
-        ; int BYTE 0x80u8 as i8               //   after each success, so al will do
-        ; mov DWORD [ecx], quit as i32        // the same struct, now with the quit handler
-        ; mov bl, BYTE signal::TERM as i8
-        ; mov al, BYTE 174u8 as i8
-        ; int BYTE 0x80u8 as i8
-        ; mov bl, BYTE signal::INT as i8      // SIGINT is 2, as is AF_INET: ebx serves
-        ; mov al, BYTE 174u8 as i8            //   socket() too
-        ; int BYTE 0x80u8 as i8
-        ; push BYTE SOL_SOCKET as i8          // SOCK_STREAM, and SOL_SOCKET below
-        ; pop ecx
-        ; mov ax, WORD 359                    // SYS_socket (direct, not socketcall)
-        ; int BYTE 0x80u8 as i8
-        ; mov ebp, eax                        // ebp keeps the listening socket
-        ; xchg eax, ebx                       // ebx: the socket; eax: 2
-        ; push edx                            // struct timeval {1 s, 0 µs}; its first int
-        ; push BYTE 1                         //   is SO_REUSEADDR's 1 too
-        ; mov esi, esp
-        ; push BYTE OPTION_LEN as i8
-        ; pop edi
-        ; mov dl, BYTE SO_REUSEADDR as i8
-        ; mov ax, WORD 366                    // SYS_setsockopt
-        ; int BYTE 0x80u8 as i8
-        ; mov dl, BYTE SO_RCVTIMEO as i8
-        ; mov ax, WORD 366
-        ; int BYTE 0x80u8 as i8
-        ; push eax                            // struct sockaddr_in: address 0.0.0.0 (eax
-        ; push DWORD family_port as i32       //   is 0), family and port
-        ; mov ecx, esp
-        ; mov dl, BYTE OPTION_LEN as i8
-        ; mov ax, WORD 361                    // SYS_bind
-        ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; jnz BYTE ->failed
-        ; mov ax, WORD 363                    // SYS_listen; the backlog (ecx, an address)
-        ; int BYTE 0x80u8 as i8               //   is clamped to somaxconn
-        ; xor esi, esi                        // accept4's flags: none
-        ; serve:
+    code.extend(if response_len < NEAR_DATA {
+        pieces!(x86, X86Relocation, place; [test eax, eax ; jnz BYTE extern failed])
+    } else {
+        pieces!(x86, X86Relocation, place; [test eax, eax ; jnz extern failed])
+    });
+    code.extend(pieces!(x86, X86Relocation, place;
+        [mov ax, WORD 363]                    // SYS_listen; the backlog (ecx, an address)
+        [int BYTE 0x80u8 as i8]               //   is clamped to somaxconn
+        [xor esi, esi]                        // accept4's flags: none
+        [serve:
         ; mov ebx, ebp
         ; xor ecx, ecx
         ; mov eax, 364                        // SYS_accept4(socket, NULL, _, 0)
@@ -272,79 +334,71 @@ fn i386(family_port: u32, response: &[u8]) -> Body {
         ; cmp DWORD [ecx - 4], HEADERS_END    // the blank line that ends the headers?
         ; jne BYTE <read
         ; respond:
-        ; mov ecx, super::address(Arch::I386, 0) as i32
-        ; mov edx, response.len() as i32
+        ; mov ecx, response as i32
+        ; mov edx, response_len as i32
         ; push BYTE 4                         // SYS_write: SIGPIPE is ignored
         ; pop eax
         ; int BYTE 0x80u8 as i8
         ; push BYTE 6                         // SYS_close
         ; pop eax
         ; int BYTE 0x80u8 as i8
-        ; jmp BYTE <serve
-    );
-    let code = ops.finalize().expect("labels are all defined");
-    Body::data_then_code(Arch::I386, response, code, start)
+        ; jmp BYTE <serve]
+    ));
+    code
 }
 
-fn arm64(family_port: u32, response: &[u8]) -> Body {
-    let mut ops = arm64_with_data(response);
-    dynasm!(ops
-        ; .arch aarch64
-        ; ->failed:
-        ; neg x0, x0                          // status: the errno
-        ; b >exit
-        ; ->quit:                             // the SIGTERM/SIGINT handler
-        ; movz x0, 0
-        ; exit:
-        ; movz x8, 93                         // SYS_exit
-        ; svc 0
+fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
+    let (failed, quit, response) = (at.failed, at.quit, at.response);
+    let mut code = pieces!(aarch64, Aarch64Relocation, place;
+        [adr x9, extern quit]
+        [stp x9, xzr, [sp, -32]!]             // struct sigaction: sa_handler, sa_flags;
+        [mov x1, sp]                          //   sa_restorer and sa_mask: any (unused;
+        [movz x3, 8]                          //   the mask blocks only during the handler)
+        [movz x8, 134]                        // SYS_rt_sigaction (preserves x1..x3 and x8;
+        [movz x0, signal::TERM as u32]        //   x2, the old action, starts at 0)
+        [svc 0]
+        [movz x0, signal::INT as u32]
+        [svc 0]
+        [movz x0, 2]                          // AF_INET
+        [movz x1, SOL_SOCKET as u32]          // SOCK_STREAM, and SOL_SOCKET below
+        [movz x8, 198]                        // SYS_socket
+        [svc 0]
+        [mov x19, x0]                         // the listening socket
+        [movz x9, 1]
+        [stp x9, xzr, [sp, -16]!]             // struct timeval {1 s, 0 µs}; its first int
+        [mov x3, sp]                          //   is SO_REUSEADDR's 1 too
+        [movz x4, OPTION_LEN as u32]
+        [movz x2, SO_REUSEADDR as u32]
+        [movz x8, 208]                        // SYS_setsockopt
+        [svc 0]
+        [mov x0, x19]
+        [movz x2, SO_RCVTIMEO as u32]
+        [svc 0]
     );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch aarch64
-        ; adr x9, ->quit
-        ; stp x9, xzr, [sp, -32]!             // struct sigaction: sa_handler, sa_flags;
-        ; mov x1, sp                          //   sa_restorer and sa_mask: any (unused;
-        ; movz x3, 8                          //   the mask blocks only during the handler)
-        ; movz x8, 134                        // SYS_rt_sigaction (preserves x1..x3 and x8;
-        ; movz x0, signal::TERM as u32        //   x2, the old action, starts at 0)
-        ; svc 0
-        ; movz x0, signal::INT as u32
-        ; svc 0
-        ; movz x0, 2                          // AF_INET
-        ; movz x1, SOL_SOCKET as u32          // SOCK_STREAM, and SOL_SOCKET below
-        ; movz x8, 198                        // SYS_socket
-        ; svc 0
-        ; mov x19, x0                         // the listening socket
-        ; movz x9, 1
-        ; stp x9, xzr, [sp, -16]!             // struct timeval {1 s, 0 µs}; its first int
-        ; mov x3, sp                          //   is SO_REUSEADDR's 1 too
-        ; movz x4, OPTION_LEN as u32
-        ; movz x2, SO_REUSEADDR as u32
-        ; movz x8, 208                        // SYS_setsockopt
-        ; svc 0
-        ; mov x0, x19
-        ; movz x2, SO_RCVTIMEO as u32
-        ; svc 0
-    );
-    arm64_mov32(&mut ops, 9, family_port);
-    dynasm!(ops
-        ; .arch aarch64
-        ; str x9, [sp, -16]!                  // struct sockaddr_in: family, port, and
-        ; mov x0, x19                         //   address 0.0.0.0 (x9's high half)
-        ; mov x1, sp
-        ; movz x2, OPTION_LEN as u32
-        ; movz x8, 200                        // SYS_bind
-        ; svc 0
-        ; cbnz x0, ->failed
-        ; mov x0, x19
-        ; movz x8, 201                        // SYS_listen; the backlog (x1, an address)
-        ; svc 0                               //   is clamped to somaxconn
-        ; movz x3, MSG_NOSIGNAL as u32        // sendto's flags
-        ; movz x4, 0                          // sendto's address: none (x5 starts at 0)
-        ; sub sp, sp, 16, lsl 12              // 64 KiB of stack for requests
-    );
-    arm64_mov32(&mut ops, 21, HEADERS_END as u32);
+    // struct sockaddr_in: family, port, and address 0.0.0.0 (x9's high half).
+    code.extend(pieces!(aarch64, Aarch64Relocation, place; [movz x9, family_port & 0xffff]));
+    if family_port >> 16 != 0 {
+        code.extend(pieces!(aarch64, Aarch64Relocation, place; [movk x9, family_port >> 16, lsl 16]));
+    }
+    code.extend(pieces!(aarch64, Aarch64Relocation, place;
+        [str x9, [sp, -16]!]
+        [mov x0, x19]
+        [mov x1, sp]
+        [movz x2, OPTION_LEN as u32]
+        [movz x8, 200]                        // SYS_bind
+        [svc 0]
+        [cbnz x0, extern failed]
+        [mov x0, x19]
+        [movz x8, 201]                        // SYS_listen; the backlog (x1, an address)
+        [svc 0]                               //   is clamped to somaxconn
+        [movz x3, MSG_NOSIGNAL as u32]        // sendto's flags
+        [movz x4, 0]                          // sendto's address: none (x5 starts at 0)
+        [sub sp, sp, 16, lsl 12]              // 64 KiB of stack for requests
+        [movz x21, HEADERS_END as u32 & 0xffff]
+        [movk x21, HEADERS_END as u32 >> 16, lsl 16]
+    ));
+    // The serve loop: one piece, as it branches within itself.
+    let mut ops = VecAssembler::<Aarch64Relocation>::new(place.next_piece());
     dynasm!(ops
         ; .arch aarch64
         ; serve:
@@ -368,9 +422,9 @@ fn arm64(family_port: u32, response: &[u8]) -> Body {
         ; b.ne <read
         ; respond:
         ; mov x0, x20
-        ; adr x1, ->data
+        ; adr x1, extern response
     );
-    arm64_mov32(&mut ops, 2, response.len() as u32);
+    arm64_mov32(&mut ops, 2, response_len as u32);
     dynasm!(ops
         ; .arch aarch64
         ; movz x8, 206                        // SYS_sendto(connection, response, length,
@@ -380,5 +434,9 @@ fn arm64(family_port: u32, response: &[u8]) -> Body {
         ; svc 0
         ; b <serve
     );
-    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
+    code.push(
+        ops.finalize()
+            .expect("the loop's labels are its own and its data within reach"),
+    );
+    code
 }

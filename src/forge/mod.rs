@@ -209,17 +209,6 @@ fn amd64_with_data(data: &[u8]) -> dynasmrt::VecAssembler<dynasmrt::x64::X64Relo
     ops
 }
 
-/// An AArch64 assembler whose buffer starts with `data` under the global label `data`,
-/// padded so the code after it is 4-byte aligned, for `adr` to reach it pc-relatively.
-fn arm64_with_data(data: &[u8]) -> dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Relocation> {
-    use dynasmrt::{DynasmApi, DynasmLabelApi, dynasm};
-    let mut ops = dynasmrt::VecAssembler::new(0);
-    dynasm!(ops ; .arch aarch64 ; ->data:);
-    ops.extend(data);
-    ops.align(4, 0);
-    ops
-}
-
 /// `mov Xreg, value` for any 32-bit value: one `movz`, plus a `movk` for the high half.
 #[allow(clippy::useless_conversion)] // inside dynasm's expansion of a dynamic register
 fn arm64_mov32(ops: &mut dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Relocation>, reg: u8, value: u32) {
