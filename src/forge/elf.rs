@@ -139,11 +139,15 @@ const ARM64_HOLES: [Hole; 4] = [
     },
 ];
 
-/// x86 instructions that "ELF", read as the REX prefixes 45 4c 46 at amd64's entry, do
-/// not change: no ModRM operand (push, pop, mov reg/imm, xchg with eax, jumps), or a
-/// prefix of their own that overrides it. Any other first instruction gets a `nop` first.
-fn immune_to_the_elf_prefixes(opcode: u8) -> bool {
-    matches!(opcode, 0x40..=0x5f | 0x66 | 0x68 | 0x6a | 0x70..=0x7f | 0x90..=0x97 | 0xb0..=0xbf | 0xe9 | 0xeb)
+/// Whether amd64 code may start at byte 4, right after the magic. Its first instruction
+/// must be one that "ELF", read as the REX prefixes 45 4c 46 at amd64's entry, does not
+/// change: no ModRM operand (push, pop, mov reg/imm, xchg with eax, jumps), or a prefix
+/// of its own that overrides it. And byte 5, `EI_DATA`, must not say big-endian (2):
+/// Linux never reads it, but other readers of the file (speck's own among them) do.
+/// Code that may not start there gets a `nop` first.
+fn fits_amd64_entry(code: &[u8]) -> bool {
+    let immune = |opcode| matches!(opcode, 0x40..=0x5f | 0x66 | 0x68 | 0x6a | 0x70..=0x7f | 0x90..=0x97 | 0xb0..=0xbf | 0xe9 | 0xeb);
+    code.first().is_none_or(|&first| immune(first)) && code.get(1) != Some(&2)
 }
 
 /// An executable laid out by [`in_pieces`], with the addresses it gave the data and
@@ -183,9 +187,10 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
     };
     let body_at = headers_len(arch);
     let mut all: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
-    let leading_nop = arch == Arch::Amd64 && all.first().is_some_and(|first| !immune_to_the_elf_prefixes(first[0]));
-    if leading_nop {
+    let mut leading_nops = 0;
+    while arch == Arch::Amd64 && !fits_amd64_entry(&all.concat()) {
         all.insert(0, nop(arch));
+        leading_nops += 1;
     }
     let holes: &[Hole] = match arch {
         Arch::Amd64 => &AMD64_HOLES,
@@ -193,9 +198,7 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
         Arch::Arm64 => &ARM64_HOLES,
     };
     let mut offsets = spread(arch, &mut elf, holes, body_at, &all);
-    if leading_nop {
-        offsets.remove(0);
-    }
+    offsets.drain(..leading_nops);
     let data_at = offsets
         .iter()
         .zip(pieces)
@@ -551,6 +554,9 @@ mod tests {
         let placed = in_pieces(Arch::Amd64, &[], &[vec![0x31, 0xff]]);
         assert_eq!(&placed.elf[4..7], &[0x90, 0x31, 0xff]);
         assert_eq!(placed.pieces, [AMD64_LOAD_ADDRESS + 5]);
+        // Nor may code make EI_DATA say big-endian.
+        let elf = in_pieces(Arch::Amd64, &[], &[vec![0x68, 2, 0, 0, 0]]).elf;
+        assert_eq!(&elf[4..7], &[0x90, 0x68, 2]);
         let elf = in_pieces(Arch::I386, &[], &pieces(Arch::I386, 12)).elf;
         assert_eq!(
             &elf[32..42],

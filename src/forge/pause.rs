@@ -25,23 +25,22 @@ pub fn program(arch: Arch) -> Vec<u8> {
 
 fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
     pieces!(x64, X64Relocation, place;
-        [push rdx]                            // struct sigaction: sa_flags 0 (rdx starts at 0),
-        [push BYTE signal::IGNORE as i8]      //   sa_handler SIG_IGN; restorer and mask unused
-        [push rsp]
-        [pop rsi]
         [mov r10b, BYTE 8]                    // sizeof(sigset_t); r10 starts at 0
-        [push BYTE signal::CHLD as i8]
-        [pop rdi]
-        [mov al, BYTE 13]                     // SYS_rt_sigaction; rax starts at 0
-        [syscall]
-        [xor edi, edi]                        // SIG_BLOCK (before the push: it fills a hole)
-        [push ENDING as i32]
+        [push ENDING as i32]                  // the set: one 8-byte push, its high half 0
         [push rsp]
         [pop rsi]
-        [mov al, BYTE 14]                     // SYS_rt_sigprocmask; rax is 0 after success
+        [mov al, BYTE 14]                     // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
+        [syscall]                             //   rdi starts; rdx, the old set, is 0; so is rax
+        [push BYTE signal::IGNORE as i8]      // struct sigaction: sa_handler SIG_IGN over the
+        [push rsp]                            //   set, which gives sa_flags ENDING (SA_NOCLDWAIT,
+        [pop rsi]                             //   as SIG_IGN does, and a bit the kernel clears);
+        [push BYTE signal::CHLD as i8]        //   restorer and mask unused
+        [pop rdi]
+        [mov al, BYTE 13]                     // SYS_rt_sigaction; rax is 0 after success
         [syscall]
-        [push rsi]                            // rt_sigtimedwait(set, info: written over the
-        [pop rdi]                             //   set, no timeout (rdx is 0), 8)
+        [pop rax]                             // rt_sigtimedwait(the set, the handler popped
+        [push rsp]                            //   off it; info: written over the action, in
+        [pop rdi]                             //   the red zone; no timeout; 8)
         [wait:
         ; xor eax, eax
         ; mov al, BYTE 128u8 as i8            // SYS_rt_sigtimedwait
