@@ -41,14 +41,14 @@ fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
         [pop rax]                             // rt_sigtimedwait(the set, the handler popped
         [push rsp]                            //   off it; info: written over the action, in
         [pop rdi]                             //   the red zone; no timeout; 8)
-        [wait:
-        ; xor eax, eax
+        [wait:                                // rax is below 256 here: al will do
         ; mov al, BYTE 128u8 as i8            // SYS_rt_sigtimedwait
         ; syscall
-        ; test eax, eax
-        ; js BYTE <wait]                      // -EINTR: woken without one of them
+        ; neg eax                             // -EINTR (woken without one of them) turns 4,
+        ; jns BYTE <wait]                     //   so al will do again; a signal, negative
         [xor edi, edi]
-        [mov al, BYTE 60]                     // SYS_exit(0): rax held the signal number
+        [push BYTE 60]                        // SYS_exit(0)
+        [pop rax]
         [syscall]
     )
 }
@@ -69,14 +69,14 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
         [int BYTE 0x80u8 as i8]               //   low byte will do. SYS_rt_sigaction (not the
                                               //   legacy sigaction); eax is 0 after success
         [lea ebx, [ecx + 4]]                  // rt_sigtimedwait(the set; info: written over
-        [wait:                                //   the action; no timeout; 8)
-        ; xor eax, eax                        // SYS_rt_sigtimedwait: 4 bytes, mov eax's 5
-        ; mov al, BYTE 177u8 as i8
+        [wait:                                //   the action; no timeout; 8). eax is 0 here
+        ; mov al, BYTE 177u8 as i8            // SYS_rt_sigtimedwait
         ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; js BYTE <wait]                      // -EINTR: woken without one of them
+        ; neg eax                             // -EINTR (woken without one of them) turns 4,
+        ; jns BYTE <wait]                     //   so al will do again; a signal, negative
         [xor ebx, ebx]
-        [mov al, BYTE 1]                      // SYS_exit(0): eax held the signal number
+        [push BYTE 1]                         // SYS_exit(0)
+        [pop eax]
         [int BYTE 0x80u8 as i8]
     )
 }
