@@ -1,16 +1,16 @@
 //! ELF file layout for generated programs: the only place that knows ELF headers and
 //! the tricks that overlap them.
 //!
-//! A program is one loadable segment holding the headers and the program's body (data
-//! then code), mapped at [`LOAD_ADDRESS`]. The loader needs nothing else: no sections, no
+//! A program is one loadable segment holding the headers and the program's body (code,
+//! then data), mapped at [`LOAD_ADDRESS`]. The loader needs nothing else: no sections, no
 //! symbols, no dynamic table. What Linux's loader checks (and so what must stay exact) is
 //! the magic, `e_type`, `e_machine`, `e_phentsize`, `e_phnum` and the program header;
 //! qemu-user also checks `e_ident`, `e_ehsize` and `e_phentsize`.
 //!
-//! - **amd64** (see [`amd64`]): the program header starts at byte 24, so headers end at
-//!   byte 80 and the body starts at 72, over the unchecked `p_align`. Execution starts at
-//!   file offset 1, where "ELF" reads as REX prefixes to the instruction at byte 4: a
-//!   jump into the body, or the first piece of code in pieces. 72 bytes.
+//! - **amd64** (see [`amd64_headers`]): the program header starts at byte 24, so headers
+//!   end at byte 80 and the body starts at 72, over the unchecked `p_align`. Execution
+//!   starts at file offset 1, where "ELF" reads as REX prefixes to the first piece of
+//!   code, at byte 4. 72 bytes.
 //! - **arm64** (qemu-safe ELF64): the program header starts 8 bytes before the
 //!   end of the ELF header. Those 8 bytes are `e_phnum`, `e_shentsize`, `e_shnum` and
 //!   `e_shstrndx`; as the start of the program header they read `p_type = 1` (so
@@ -19,7 +19,7 @@
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
 //!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers.
 //!
-//! Code in pieces (see [`in_pieces`]) runs through the fields no loader reads
+//! Code comes in pieces (see [`in_pieces`]) that run through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
 //! headers, a longer one saves what the holes hold.
 
@@ -49,28 +49,6 @@ pub fn body_address(arch: Arch) -> u64 {
         LOAD_ADDRESS
     };
     load + headers_len(arch) as u64
-}
-
-/// How freely the layout may move a body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Movable {
-    /// It holds absolute addresses: it must start at [`body_address`].
-    No,
-    /// Position-independent: it may start anywhere, in one piece.
-    Whole,
-}
-
-/// Lays out a static executable for `arch`: headers, then `body`, execution starting
-/// `entry` bytes into the body.
-pub fn executable(arch: Arch, body: &[u8], entry: usize, movable: Movable) -> Vec<u8> {
-    match (arch, movable) {
-        (Arch::I386, _) => elf32(body, ELF32_HEADERS + entry),
-        (Arch::Amd64, Movable::No) => {
-            panic!("amd64 bodies are position-independent: the load address is above 4 GiB")
-        }
-        (Arch::Amd64, _) => amd64(body, entry),
-        (Arch::Arm64, _) => elf64(arch, body, body_address(arch) + entry as u64),
-    }
 }
 
 /// A run of header bytes that neither Linux nor qemu reads, where code may run.
@@ -181,9 +159,9 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
         return placed(arch, elf, ELF32_HEADERS, offsets.collect());
     }
     let mut elf = match arch {
-        Arch::Amd64 => amd64(&[], 0),
+        Arch::Amd64 => amd64_headers(),
         Arch::I386 => elf32(&[], ELF32_HOLES[0].at),
-        Arch::Arm64 => elf64(arch, &[], LOAD_ADDRESS + ARM64_HOLES[0].at as u64),
+        Arch::Arm64 => arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64),
     };
     let body_at = headers_len(arch);
     let mut all: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
@@ -238,7 +216,7 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
     for (index, hole) in holes.iter().enumerate() {
         let next = holes.get(index + 1).map_or(body_at, |h| h.at);
         let onward = hole.onward.filter(|&(_, to)| to == next).map(|(bytes, _)| bytes);
-        let onward_len = onward.map_or(jump_len(arch, hole.at, next), <[u8]>::len);
+        let onward_len = onward.map_or(jump_len(arch), <[u8]>::len);
         let mut at = hole.at;
         while let Some((piece, after)) = rest.split_first() {
             // Room to go on is needed unless everything left fits here.
@@ -277,14 +255,10 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
     offsets
 }
 
-/// The room a jump from anywhere in a hole starting at `from` to `to` takes: x86 has a
-/// 2-byte form for 127 bytes onward, 5 bytes beyond (past a long message).
-fn jump_len(arch: Arch, from: usize, to: usize) -> usize {
-    match arch {
-        Arch::Arm64 => 4,
-        _ if to <= from + 127 => 2,
-        _ => 5,
-    }
+/// The room a jump onward takes: x86 `jmp rel8` (every hole is less than 127 bytes
+/// before the next or the body), AArch64 `b`.
+fn jump_len(arch: Arch) -> usize {
+    if arch == Arch::Arm64 { 4 } else { 2 }
 }
 
 fn nop(arch: Arch) -> &'static [u8] {
@@ -295,16 +269,14 @@ fn nop(arch: Arch) -> &'static [u8] {
     }
 }
 
-/// A forward jump at `from` to `to`: x86 `jmp rel8` or `rel32`, AArch64 `b`.
+/// A forward jump at `from` to `to`: x86 `jmp rel8`, AArch64 `b`.
 fn write_jump(arch: Arch, elf: &mut [u8], from: usize, to: usize) {
     if arch == Arch::Arm64 {
         let branch = 0x1400_0000 | ((to - from) / 4) as u32;
         elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
-    } else if let Ok(near) = i8::try_from(to - from - 2) {
-        elf[from..from + 2].copy_from_slice(&[0xeb, near as u8]);
     } else {
-        elf[from] = 0xe9;
-        elf[from + 1..from + 5].copy_from_slice(&((to - from - 5) as u32).to_le_bytes());
+        let near = i8::try_from(to - from - 2).expect("holes are near what follows them");
+        elf[from..from + 2].copy_from_slice(&[0xeb, near as u8]);
     }
 }
 
@@ -315,8 +287,8 @@ const AMD64_HEADERS: usize = 72;
 ///
 /// ```text
 ///  0  7f 'E' 'L' 'F'     magic; execution starts at offset 1, where 45 4c 46 are
-///                        REX prefixes to the jump that follows
-///  4  jmp body           EI_CLASS.. (Linux's loader picks the 64-bit reader by
+///                        REX prefixes to the code that follows
+///  4  code               EI_CLASS.. (Linux's loader picks the 64-bit reader by
 ///                        e_machine and never reads EI_CLASS or EI_DATA)
 /// 16  e_type = 2, e_machine = 62
 /// 20  e_version          (unchecked)
@@ -329,26 +301,16 @@ const AMD64_HEADERS: usize = 72;
 /// 64  p_memsz = p_filesz: no zero-filled tail
 /// 72  p_align (unchecked for ET_EXEC) = the body's first bytes
 /// ```
-fn amd64(body: &[u8], entry: usize) -> Vec<u8> {
-    let mut elf = vec![0u8; AMD64_HEADERS + body.len()];
+fn amd64_headers() -> Vec<u8> {
+    let mut elf = vec![0u8; 80];
     elf[..4].copy_from_slice(b"\x7fELF");
-    let target = AMD64_HEADERS + entry;
-    match i8::try_from(target - 6) {
-        Ok(near) => elf[4..6].copy_from_slice(&[0xeb, near as u8]), // jmp rel8
-        Err(_) => {
-            elf[4] = 0xe9; // jmp rel32
-            elf[5..9].copy_from_slice(&((target - 9) as u32).to_le_bytes());
-        }
-    }
     let mut set = |at: usize, value: u64| elf[at..at + 8].copy_from_slice(&value.to_le_bytes());
     set(16, 2 | 62 << 16); // e_type, e_machine, e_version = 0
     set(24, AMD64_LOAD_ADDRESS | 1); // e_entry = p_type 1, p_flags 5
     set(32, 24); // e_phoff = p_offset
     set(40, AMD64_LOAD_ADDRESS | 24); // p_vaddr
     set(48, 56 << 48); // e_phentsize
-    elf[AMD64_HEADERS..].copy_from_slice(body);
-    let file_size = elf.len();
-    amd64_sizes(&mut elf, file_size);
+    amd64_sizes(&mut elf, 80);
     elf
 }
 
@@ -369,13 +331,13 @@ fn amd64_sizes(elf: &mut Vec<u8>, file_size: usize) {
 
 const ELF64_HEADERS: usize = 64 + 56 - 8;
 
-/// The arm64 layout, execution starting at address `entry`.
-fn elf64(arch: Arch, body: &[u8], entry: u64) -> Vec<u8> {
-    let mut elf = Vec::with_capacity(ELF64_HEADERS + body.len());
+/// The arm64 layout's headers, execution starting at address `entry`.
+fn arm64_headers(entry: u64) -> Vec<u8> {
+    let mut elf = Vec::with_capacity(ELF64_HEADERS);
     // e_ident: magic, 64-bit, little-endian, version 1, System V, padding.
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     put(&mut elf, 2, 2); // e_type: ET_EXEC
-    put(&mut elf, 2, arch.elf_machine().into()); // e_machine
+    put(&mut elf, 2, Arch::Arm64.elf_machine().into()); // e_machine
     put(&mut elf, 4, 1); // e_version
     put(&mut elf, 8, entry); // e_entry
     put(&mut elf, 8, 64 - 8); // e_phoff: the overlapping program header
@@ -392,9 +354,7 @@ fn elf64(arch: Arch, body: &[u8], entry: u64) -> Vec<u8> {
     put(&mut elf, 8, 0);
     put(&mut elf, 8, 0x1000); // p_align
     debug_assert_eq!(elf.len(), ELF64_HEADERS);
-    elf.extend_from_slice(body);
-    let file_size = elf.len();
-    elf64_sizes(&mut elf, file_size);
+    elf64_sizes(&mut elf, ELF64_HEADERS);
     elf
 }
 
@@ -458,48 +418,38 @@ mod tests {
     use crate::collect::kernel_elf;
 
     #[test]
-    fn the_loader_reads_every_layout_back() {
+    fn the_loader_reads_every_layout_back_whatever_its_size() {
+        // Small and large data (386 puts data past 64 KiB before the code), with code
+        // past the holes.
         for arch in Arch::ALL {
-            let movable = if arch == Arch::Amd64 {
-                Movable::Whole
-            } else {
-                Movable::No
-            };
-            let elf = executable(arch, &[0xcc; 30], 1, movable);
-            assert_eq!(elf.len(), headers_len(arch) + 30);
-            let view = kernel_elf::read(&elf).unwrap();
-            assert_eq!(view.machine, arch.elf_machine(), "{arch:?}");
-            let load = &view.segments[0];
-            assert_eq!((view.segments.len(), load.kind), (1, kernel_elf::PT_LOAD));
-            assert_eq!(load.filesz, load.memsz, "{arch:?}: no zero-filled tail");
-            // The mapping starts at the page holding file offset 0 and covers the file.
-            let page = load.vaddr - load.offset;
-            assert_eq!(page % 4096, 0, "{arch:?}");
-            assert!(
-                (load.offset + load.filesz).next_multiple_of(4096) >= elf.len() as u64,
-                "{arch:?}"
-            );
-            if arch == Arch::Amd64 {
-                // Execution starts at offset 1; at offset 4 a jump leads to the body's entry.
-                assert_eq!(view.entry - page, 1);
-                assert_eq!(&elf[4..6], &[0xeb, (AMD64_HEADERS + 1 - 6) as u8]);
-            } else {
-                assert_eq!(view.entry, body_address(arch) + 1);
+            for data_len in [0, 30, 100_000] {
+                let code = pieces(arch, 40);
+                let placed = in_pieces(arch, &vec![0xcc; data_len], &code);
+                let elf = &placed.elf;
+                let view = kernel_elf::read(elf).unwrap();
+                assert_eq!(view.machine, arch.elf_machine(), "{arch:?}");
+                let load = &view.segments[0];
+                assert_eq!((view.segments.len(), load.kind), (1, kernel_elf::PT_LOAD));
+                assert_eq!(load.filesz, load.memsz, "{arch:?}: no zero-filled tail");
+                // The mapping starts at the page holding file offset 0 and covers the file.
+                let page = load.vaddr - load.offset;
+                assert_eq!(page % 4096, 0, "{arch:?}");
+                assert!(
+                    (load.offset + load.filesz).next_multiple_of(4096) >= elf.len() as u64,
+                    "{arch:?} {data_len}"
+                );
+                assert!(load.memsz < 4 << 20, "{arch:?}: no oversized segment");
+                // Execution starts at the first piece (amd64: at offset 1, where "ELF"
+                // prefixes it).
+                let first = placed.pieces[0] - u64::from(arch == Arch::Amd64) * 3;
+                assert_eq!(view.entry, first, "{arch:?} {data_len}");
+                assert!(view.interpreter.is_none());
+                let data_at = (placed.data - page) as usize;
+                assert!(elf[data_at..data_at + data_len].iter().all(|&b| b == 0xcc));
             }
-            assert!(view.interpreter.is_none());
         }
-    }
-
-    #[test]
-    fn amd64_segments_grow_with_the_file_and_far_entries_jump_far() {
-        let big = executable(Arch::Amd64, &vec![0x90; 100_000], 99_999, Movable::Whole);
-        let load = &kernel_elf::read(&big).unwrap().segments[0];
-        assert!((load.offset + load.filesz).next_multiple_of(4096) >= big.len() as u64);
-        assert_eq!(big[4], 0xe9);
-        let target = 9 + u32::from_le_bytes(big[5..9].try_into().unwrap()) as usize;
-        assert_eq!(target, AMD64_HEADERS + 99_999);
         assert_eq!(
-            executable(Arch::Amd64, &[0x90; 3], 0, Movable::Whole).len(),
+            in_pieces(Arch::Amd64, &[], &pieces(Arch::Amd64, 3)).elf.len(),
             80,
             "the headers end at 80"
         );

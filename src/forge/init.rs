@@ -4,12 +4,15 @@
 //!
 //! The child's pid lives in a register that system calls and signal delivery both leave
 //! alone (x86-64 r12, x86 ebp, AArch64 x19), so the forwarding handler needs no
-//! writable memory. The body's code starts with the signal restorer and the handler, at
-//! addresses known before assembly; handlers use `SA_RESTART`, so the `wait4` they
-//! interrupt simply continues.
+//! writable memory. The routines reached by address (the signal restorer and handler,
+//! the child's exec, the exits) lead the data; the parent's code comes in pieces that the
+//! layout spreads over the headers' holes. Handlers use `SA_RESTART`, so the `wait4`
+//! they interrupt simply continues.
 
-use super::{Arch, Body, amd64_with_data, arm64_mov32, signal};
-use dynasmrt::{DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x86::X86Relocation};
+use super::{Arch, Place, in_pieces, signal};
+use dynasmrt::{
+    DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
+};
 
 /// The signals passed on to the child.
 const FORWARDED: [i32; 6] = [
@@ -21,245 +24,317 @@ const FORWARDED: [i32; 6] = [
     signal::TERM,
 ];
 
+/// Bytes of `struct sigaction` the x86 parents push before they fork (pieces in that order
+/// fill the headers' holes best), which the child finds above `argc`.
+const AMD64_PUSHED: i32 = 32;
+const I386_PUSHED: i32 = 20;
+
 /// Status when the command cannot be executed (as shells report it).
 const NOT_EXECUTED: i32 = 127;
 
 /// A static init program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    super::without_data(arch, amd64, i386, arm64)
+    let routines = Routines::for_arch(arch);
+    in_pieces(arch, &routines.code, |place| {
+        let at = |offset: usize| place.data() + offset;
+        let (restorer, handler, child, failed) = (at(0), at(routines.handler), at(routines.child), at(routines.failed));
+        match arch {
+            Arch::Amd64 => amd64(place, restorer, handler, child, failed),
+            Arch::I386 => i386(place, restorer, handler, child, failed),
+            Arch::Arm64 => arm64(place, restorer, handler, child, failed),
+        }
+    })
 }
 
-fn amd64() -> Body {
-    let mut ops = amd64_with_data(&[]);
-    dynasm!(ops
-        ; .arch x64
-        ; ->restorer:                         // where a handler returns to
-        ; mov eax, 15                         // SYS_rt_sigreturn
-        ; syscall
-        ; ->handler:                          // handler(signo in edi): kill(child, signo)
-        ; mov esi, edi
-        ; mov edi, r12d
-        ; mov eax, 62                         // SYS_kill
-        ; syscall
-        ; ret                                 // to the restorer
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x64
-        ; mov eax, 57                         // SYS_fork
-        ; syscall
-        ; test eax, eax
-        ; jz >child
-        ; js ->failed
-        ; mov r12, rax                        // the child's pid, for the handler
-        ; lea rax, [->restorer]
-        ; lea rcx, [->handler]
-        ; push 0                              // struct sigaction: mask,
-        ; push rax                            // restorer,
-        ; push signal::SA_RESTORER | signal::SA_RESTART // flags,
-        ; push rcx                            // handler
-        ; mov rsi, rsp
-        ; xor edx, edx
-        ; mov r10d, 8
+/// The routines the parent reaches by address, position-independent, in the data: the
+/// signal restorer (at 0), the forwarding handler, the child's exec of the command, and
+/// exit 1 for a failed fork.
+struct Routines {
+    code: Vec<u8>,
+    handler: usize,
+    child: usize,
+    failed: usize,
+}
+
+impl Routines {
+    fn for_arch(arch: Arch) -> Self {
+        match arch {
+            Arch::Amd64 => Self::amd64(),
+            Arch::I386 => Self::i386(),
+            Arch::Arm64 => Self::arm64(),
+        }
+    }
+
+    fn amd64() -> Self {
+        let mut ops = VecAssembler::<X64Relocation>::new(0);
+        dynasm!(ops
+            ; .arch x64
+            ; push BYTE 15                    // where a handler returns to: SYS_rt_sigreturn
+            ; pop rax
+            ; syscall
+        );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch x64
+            ; mov esi, edi                    // handler(signo in edi): kill(child, signo)
+            ; mov edi, r12d
+            ; push BYTE 62                    // SYS_kill
+            ; pop rax
+            ; syscall
+            ; ret                             // to the restorer
+        );
+        let child = ops.offset().0;
+        dynasm!(ops
+            ; .arch x64
+            ; lea rsi, [rsp + AMD64_PUSHED + 16] // execve(argv[1], &argv[1], envp), on the
+            ; mov rdi, [rsi]                  //   stack as the kernel left it, under the
+            ; mov rdx, [rsp + AMD64_PUSHED]   //   struct sigaction; argc
+            ; lea rdx, [rsi + rdx * 8]        // envp follows argv's NULL
+            ; mov al, BYTE 59                 // SYS_execve: rax is fork's 0 in the child
+            ; syscall
+            ; push BYTE NOT_EXECUTED as i8
+            ; jmp BYTE >exit
+        );
+        let failed = ops.offset().0;
+        dynasm!(ops
+            ; .arch x64
+            ; push BYTE 1
+            ; exit:
+            ; pop rdi
+            ; push BYTE 60                    // SYS_exit
+            ; pop rax
+            ; syscall
+        );
+        Self::done(ops.finalize(), handler, child, failed)
+    }
+
+    fn i386() -> Self {
+        let mut ops = VecAssembler::<X86Relocation>::new(0);
+        dynasm!(ops
+            ; .arch x86
+            ; xor eax, eax                    // where a handler returns to:
+            ; mov al, BYTE 173u8 as i8        //   SYS_rt_sigreturn
+            ; int BYTE 0x80u8 as i8
+        );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch x86
+            ; xchg eax, ecx                   // handler(signo in eax, as rt signal frames
+            ; mov ebx, ebp                    //   set it): kill(child, signo)
+            ; push BYTE 37                    // SYS_kill
+            ; pop eax
+            ; int BYTE 0x80u8 as i8
+            ; ret
+        );
+        let child = ops.offset().0;
+        dynasm!(ops
+            ; .arch x86
+            ; lea ecx, [esp + I386_PUSHED + 8] // execve(argv[1], &argv[1], envp), on the
+            ; mov ebx, [ecx]                  //   stack as the kernel left it, under the
+            ; mov edx, [esp + I386_PUSHED]    //   struct sigaction; argc
+            ; lea edx, [ecx + edx * 4]        // envp follows argv's NULL
+            ; mov al, BYTE 11                 // SYS_execve: eax is fork's 0 in the child
+            ; int BYTE 0x80u8 as i8
+            ; push BYTE NOT_EXECUTED as i8
+            ; jmp BYTE >exit
+        );
+        let failed = ops.offset().0;
+        dynasm!(ops
+            ; .arch x86
+            ; push BYTE 1
+            ; exit:
+            ; pop ebx
+            ; push BYTE 1                     // SYS_exit
+            ; pop eax
+            ; int BYTE 0x80u8 as i8
+        );
+        Self::done(ops.finalize(), handler, child, failed)
+    }
+
+    fn arm64() -> Self {
+        let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
+        dynasm!(ops
+            ; .arch aarch64
+            ; movz x8, 139                    // where a handler returns to: SYS_rt_sigreturn
+            ; svc 0
+        );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch aarch64
+            ; mov x1, x0                      // handler(signo in x0): kill(child, signo)
+            ; mov x0, x19
+            ; movz x8, 129                    // SYS_kill
+            ; svc 0
+            ; ret                             // x30: the restorer
+        );
+        let child = ops.offset().0;
+        dynasm!(ops
+            ; .arch aarch64
+            ; add x1, sp, 16                  // execve(argv[1], &argv[1], envp), on the
+            ; ldr x0, [x1]                    //   stack as the kernel left it
+            ; ldr x2, [sp]                    // argc
+            ; add x2, x1, x2, lsl 3           // envp follows argv's NULL
+            ; movz x8, 221                    // SYS_execve
+            ; svc 0
+            ; movz x0, NOT_EXECUTED as u32
+            ; b >exit
+        );
+        let failed = ops.offset().0;
+        dynasm!(ops
+            ; .arch aarch64
+            ; movz x0, 1
+            ; exit:
+            ; movz x8, 93                     // SYS_exit
+            ; svc 0
+        );
+        Self::done(ops.finalize(), handler, child, failed)
+    }
+
+    fn done<E: std::fmt::Debug>(code: Result<Vec<u8>, E>, handler: usize, child: usize, failed: usize) -> Self {
+        Self {
+            code: code.expect("labels are all defined"),
+            handler,
+            child,
+            failed,
+        }
+    }
+}
+
+/// The status of a waited-for child as a shell gives it, then exit with it: 128+N if
+/// signal N ended it, else its exit code. Comments on the amd64 version hold for all.
+fn amd64(place: &mut Place, restorer: usize, handler: usize, child: usize, failed: usize) -> Vec<Vec<u8>> {
+    // In an order that fills the headers' holes: the struct sigaction is built before
+    // the fork (the child's exec finds argv above it), its handlers installed after.
+    let mut code = pieces!(x64, X64Relocation, place;
+        [lea rbx, [extern restorer]]
+        [mov r10b, BYTE 8]                    // sizeof(sigset_t); r10 starts at 0
+        [push rdx]                            // struct sigaction: mask (rdx starts at 0),
+        [mov al, BYTE 57]                     // (SYS_fork; rax starts at 0)
+        [push rbx]                            //   restorer,
+        [lea rbp, [extern handler]]
+        [push signal::SA_RESTORER | signal::SA_RESTART] // flags,
+        [push rbp]                            //   handler
+        [push rsp]
+        [pop rsi]
+        [syscall]
+        [test eax, eax ; jz extern child]
+        [js extern failed]
+        [xchg r12d, eax]                      // the child's pid, for the handler
     );
     for signo in FORWARDED {
-        dynasm!(ops ; .arch x64 ; mov edi, signo ; mov eax, 13 ; syscall); // SYS_rt_sigaction
+        code.extend(pieces!(x64, X64Relocation, place;
+            [push BYTE signo as i8]
+            [pop rdi]
+            [mov al, BYTE 13]                 // SYS_rt_sigaction: rax is 0 after success
+            [syscall]
+        ));
     }
-    dynasm!(ops
-        ; .arch x64
-        ; wait:                               // reap until our child is the one that ended
-        ; mov edi, -1                         // any child
-        ; mov rsi, rsp                        // status goes where the sigaction was
-        ; xor edx, edx
-        ; xor r10d, r10d
-        ; mov eax, 61                         // SYS_wait4
+    code.extend(pieces!(x64, X64Relocation, place;
+        [push BYTE -1]                        // wait4(any child, status over the action,
+        [pop rdi]                             //   options 0 (rdx), rusage none)
+        [xor r10d, r10d]
+        [wait:                                // reap until our child is the one that ended
+        ; push BYTE 61                        // SYS_wait4
+        ; pop rax
         ; syscall
-        ; cmp rax, r12
+        ; cmp eax, r12d
         ; jne BYTE <wait
         ; mov eax, [rsp]
-        ; mov edi, eax
-        ; and edi, 0x7f                       // the signal that killed it, if any
-        ; jz BYTE >exited
-        ; add edi, 128
-        ; jmp BYTE ->exit
-        ; exited:
         ; movzx edi, ah                       // exit status: bits 8..15
-        ; jmp BYTE ->exit
-        ; child:                              // execve(argv[1], &argv[1], envp)
-        ; mov rdi, [rsp + 16]
-        ; lea rsi, [rsp + 16]
-        ; mov rdx, [rsp]                      // argc
-        ; lea rdx, [rsp + rdx * 8 + 16]       // envp follows argv's NULL
-        ; mov eax, 59                         // SYS_execve
-        ; syscall
-        ; mov edi, NOT_EXECUTED
-        ; jmp BYTE ->exit
-        ; ->failed:
-        ; mov edi, 1
-        ; ->exit:
-        ; mov eax, 60                         // SYS_exit
-        ; syscall
-    );
-    Body::position_independent(ops.finalize().expect("labels are all defined"), start)
+        ; and eax, 0x7f                       // the signal that killed it, if any
+        ; jz BYTE >exit
+        ; sub eax, -128                       // imm8: 3 bytes, add's 6
+        ; xchg eax, edi
+        ; exit:
+        ; push BYTE 60                        // SYS_exit
+        ; pop rax
+        ; syscall]
+    ));
+    code
 }
 
-fn i386(base: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<X86Relocation>::new(0);
-    dynasm!(ops
-        ; .arch x86
-        ; mov eax, 173                        // SYS_rt_sigreturn
-        ; int BYTE 0x80u8 as i8
-    );
-    let handler = base + ops.offset().0 as u32;
-    dynasm!(ops
-        ; .arch x86
-        // handler(signo in eax, as rt signal frames set it): kill(child, signo).
-        ; mov ecx, eax
-        ; mov ebx, ebp
-        ; mov eax, 37                         // SYS_kill
-        ; int BYTE 0x80u8 as i8
-        ; ret
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch x86
-        ; mov eax, 2                          // SYS_fork
-        ; int BYTE 0x80u8 as i8
-        ; test eax, eax
-        ; jz >child
-        ; js ->failed
-        ; mov ebp, eax                        // the child's pid, for the handler
-        ; push 0
-        ; push 0                              // sa_mask (8 bytes)
-        ; push base as i32                    // sa_restorer
-        ; push signal::SA_RESTORER | signal::SA_RESTART | signal::SA_SIGINFO
-        ; push handler as i32
-        ; mov ecx, esp
-        ; xor edx, edx
-        ; mov esi, 8
+fn i386(place: &mut Place, restorer: usize, handler: usize, child: usize, failed: usize) -> Vec<Vec<u8>> {
+    let mut code = pieces!(x86, X86Relocation, place;
+        [push edx]
+        [push edx]                            // sa_mask (8 bytes)
+        [push restorer as i32]
+        [mov al, BYTE 2]                      // (SYS_fork)
+        [push signal::SA_RESTORER | signal::SA_RESTART | signal::SA_SIGINFO]
+        [push handler as i32]
+        [mov ecx, esp]
+        [push BYTE 8]
+        [pop esi]
+        [int BYTE 0x80u8 as i8]
+        [test eax, eax ; jz extern child]
+        [js extern failed]
+        [xchg eax, ebp]
     );
     for signo in FORWARDED {
-        dynasm!(ops ; .arch x86 ; mov ebx, signo ; mov eax, 174 ; int BYTE 0x80u8 as i8); // SYS_rt_sigaction
+        code.extend(pieces!(x86, X86Relocation, place;
+            [mov bl, BYTE signo as i8]        // ebx starts at 0: its low byte will do
+            [mov al, BYTE 174u8 as i8]        // SYS_rt_sigaction
+            [int BYTE 0x80u8 as i8]
+        ));
     }
-    dynasm!(ops
-        ; .arch x86
-        ; wait:
-        ; mov ebx, -1
-        ; mov ecx, esp
-        ; xor edx, edx
-        ; xor esi, esi
-        ; mov eax, 114                        // SYS_wait4
+    code.extend(pieces!(x86, X86Relocation, place;
+        [or ebx, -1]
+        [xor esi, esi]
+        [wait:
+        ; push BYTE 114                       // SYS_wait4
+        ; pop eax
         ; int BYTE 0x80u8 as i8
         ; cmp eax, ebp
         ; jne BYTE <wait
         ; mov eax, [esp]
-        ; mov ebx, eax
-        ; and ebx, 0x7f
-        ; jz BYTE >exited
-        ; add ebx, 128
-        ; jmp BYTE ->exit
-        ; exited:
         ; movzx ebx, ah
-        ; jmp BYTE ->exit
-        ; child:
-        ; mov ebx, [esp + 8]                  // argv[1]
-        ; lea ecx, [esp + 8]
-        ; mov edx, [esp]
-        ; lea edx, [esp + edx * 4 + 8]        // envp
-        ; mov eax, 11                         // SYS_execve
-        ; int BYTE 0x80u8 as i8
-        ; mov ebx, NOT_EXECUTED
-        ; jmp BYTE ->exit
-        ; ->failed:
-        ; mov ebx, 1
-        ; ->exit:
-        ; mov eax, 1                          // SYS_exit
-        ; int BYTE 0x80u8 as i8
-    );
-    (ops.finalize().expect("labels are all defined"), start)
+        ; and eax, 0x7f
+        ; jz BYTE >exit
+        ; sub eax, -128
+        ; xchg eax, ebx
+        ; exit:
+        ; push BYTE 1                         // SYS_exit
+        ; pop eax
+        ; int BYTE 0x80u8 as i8]
+    ));
+    code
 }
 
-fn arm64(base: u32) -> (Vec<u8>, usize) {
-    let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
-    dynasm!(ops
-        ; .arch aarch64
-        ; movz x8, 139                        // SYS_rt_sigreturn
-        ; svc 0
-    );
-    let handler = base + ops.offset().0 as u32;
-    dynasm!(ops
-        ; .arch aarch64
-        // handler(signo in x0): kill(child, signo).
-        ; mov x1, x0
-        ; mov x0, x19
-        ; movz x8, 129                        // SYS_kill
-        ; svc 0
-        ; ret                                 // x30: the restorer
-    );
-    let start = ops.offset().0;
-    dynasm!(ops
-        ; .arch aarch64
-        ; movz x0, signal::CHLD as u32        // clone(SIGCHLD, 0, 0, 0, 0): a fork
-        ; movz x1, 0
-        ; movz x2, 0
-        ; movz x3, 0
-        ; movz x4, 0
-        ; movz x8, 220                        // SYS_clone
-        ; svc 0
-        ; cbz x0, >child
-        ; tbnz x0, 63, ->failed
-        ; mov x19, x0                         // the child's pid, for the handler
-        ; sub sp, sp, 48                      // struct sigaction, then the wait status
-    );
-    arm64_mov32(&mut ops, 9, handler);
-    dynasm!(ops ; .arch aarch64 ; movz x10, (signal::SA_RESTORER | signal::SA_RESTART) as u32 >> 16, lsl 16);
-    arm64_mov32(&mut ops, 11, base);
-    dynasm!(ops
-        ; .arch aarch64
-        ; stp x9, x10, [sp]                   // sa_handler, sa_flags
-        ; stp x11, xzr, [sp, 16]              // sa_restorer, sa_mask
-        ; mov x1, sp
-        ; movz x2, 0
-        ; movz x3, 8
-        ; movz x8, 134                        // SYS_rt_sigaction
+fn arm64(place: &mut Place, restorer: usize, handler: usize, child: usize, failed: usize) -> Vec<Vec<u8>> {
+    let flags = (signal::SA_RESTORER | signal::SA_RESTART) as u32;
+    let mut code = pieces!(aarch64, Aarch64Relocation, place;
+        [movz x0, signal::CHLD as u32]        // clone(SIGCHLD, 0, 0, 0, 0): a fork; x1..x4
+        [movz x8, 220]                        //   start at 0
+        [svc 0]
+        [cbz x0, extern child]
+        [tbnz x0, 63, extern failed]
+        [mov x19, x0]
+        [adr x9, extern handler]
+        [movz x10, flags >> 16, lsl 16]
+        [adr x11, extern restorer]
+        [stp x11, xzr, [sp, -32]!]            // sa_restorer, sa_mask
+        [stp x9, x10, [sp, -16]!]             // sa_handler, sa_flags
+        [mov x1, sp]
+        [movz x3, 8]
+        [movz x8, 134]                        // SYS_rt_sigaction
     );
     for signo in FORWARDED {
-        dynasm!(ops ; .arch aarch64 ; movz x0, signo as u32 ; svc 0);
+        code.extend(pieces!(aarch64, Aarch64Relocation, place; [movz x0, signo as u32] [svc 0]));
     }
-    dynasm!(ops
-        ; .arch aarch64
-        ; wait:
-        ; movn x0, 0                          // -1: any child
-        ; add x1, sp, 32
-        ; movz x2, 0
-        ; movz x3, 0
-        ; movz x8, 260                        // SYS_wait4
+    code.extend(pieces!(aarch64, Aarch64Relocation, place;
+        [mov x3, xzr]
+        [movz x8, 260]                        // SYS_wait4
+        [wait:
+        ; movn x0, 0
         ; svc 0
         ; cmp x0, x19
         ; b.ne <wait
-        ; ldr w1, [sp, 32]
-        ; ands w0, w1, 0x7f                   // the signal that killed it, if any
-        ; b.eq >exited
-        ; add w0, w0, 128
-        ; b ->exit
-        ; exited:
-        ; ubfx w0, w1, 8, 8                   // exit status: bits 8..15
-        ; b ->exit
-        ; child:
-        ; ldr x0, [sp, 16]                    // argv[1]
-        ; add x1, sp, 16
-        ; ldr x2, [sp]                        // argc
-        ; add x2, sp, x2, lsl 3
-        ; add x2, x2, 16                      // envp
-        ; movz x8, 221                        // SYS_execve
-        ; svc 0
-        ; movz x0, NOT_EXECUTED as u32
-        ; b ->exit
-        ; ->failed:
-        ; movz x0, 1
-        ; ->exit:
+        ; ldr w1, [sp]
+        ; ands w0, w1, 0x7f
+        ; add w2, w0, 128
+        ; ubfx w0, w1, 8, 8
+        ; csel w0, w0, w2, eq
         ; movz x8, 93                         // SYS_exit
-        ; svc 0
-    );
-    (ops.finalize().expect("labels are all defined"), start)
+        ; svc 0]
+    ));
+    code
 }

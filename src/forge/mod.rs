@@ -3,9 +3,9 @@
 //! needed on the user's machine.
 //!
 //! Each program has its own module with one function per architecture, written as
-//! assembler mnemonics. A program returns its body (data, then code) and where execution
-//! starts; [`elf`] alone knows the file layout around it. Programs produce bytes; turning
-//! them into layers is the caller's job.
+//! assembler mnemonics. A program gives its data and its code in pieces (see
+//! [`in_pieces`]); [`elf`] alone knows the file layout around them. Programs produce
+//! bytes; turning them into layers is the caller's job.
 //!
 //! Registers at process start are zero on all three architectures (Linux's and
 //! qemu-user's `start_thread` clear them); programs rely on that only where a comment
@@ -64,14 +64,6 @@ impl Arch {
         Arch::ALL.into_iter().find(|arch| arch.platform().matches(platform))
     }
 
-    /// Instructions must start at a multiple of this (AArch64: 4 bytes).
-    pub fn code_alignment(self) -> usize {
-        match self {
-            Arch::Amd64 | Arch::I386 => 1,
-            Arch::Arm64 => 4,
-        }
-    }
-
     /// `e_machine`.
     pub fn elf_machine(self) -> u16 {
         match self {
@@ -79,47 +71,6 @@ impl Arch {
             Arch::I386 => 3,
             Arch::Arm64 => 183,
         }
-    }
-}
-
-/// A program's body: bytes mapped at [`elf::body_address`], execution starting at `entry`.
-pub(crate) struct Body {
-    bytes: Vec<u8>,
-    entry: usize,
-    /// How freely the layout may move it.
-    movable: elf::Movable,
-}
-
-impl Body {
-    /// Data followed by code, which begins at the next offset `arch` can execute from
-    /// (see [`code_address`]); execution starts `start` bytes into the code, so routines
-    /// such as signal handlers can come first, at addresses known before assembly.
-    fn data_then_code(arch: Arch, data: &[u8], code: Vec<u8>, start: usize) -> Self {
-        let code_at = code_offset(arch, data.len());
-        let mut bytes = data.to_vec();
-        bytes.resize(code_at, 0);
-        bytes.extend_from_slice(&code);
-        Self {
-            bytes,
-            entry: code_at + start,
-            movable: elf::Movable::No,
-        }
-    }
-
-    /// A whole body assembled at once (data, then code reaching it pc-relatively), with
-    /// execution starting at `start`: position-independent, so the layout may place it
-    /// anywhere.
-    fn position_independent(bytes: Vec<u8>, start: usize) -> Self {
-        Self {
-            bytes,
-            entry: start,
-            movable: elf::Movable::Whole,
-        }
-    }
-
-    /// The finished ELF file.
-    fn link(self, arch: Arch) -> Vec<u8> {
-        elf::executable(arch, &self.bytes, self.entry, self.movable)
     }
 }
 
@@ -169,46 +120,6 @@ fn in_pieces(arch: Arch, data: &[u8], assemble: impl Fn(&mut Place) -> Vec<Vec<u
     elf::in_pieces(arch, data, &pieces).elf
 }
 
-/// A program with no data: amd64's position-independent body, or the 386 or arm64 code
-/// assembled for the address the code starts at (signal handlers first), with where
-/// execution starts in it.
-fn without_data(
-    arch: Arch,
-    amd64: impl FnOnce() -> Body,
-    i386: impl FnOnce(u32) -> (Vec<u8>, usize),
-    arm64: impl FnOnce(u32) -> (Vec<u8>, usize),
-) -> Vec<u8> {
-    let base = code_address(arch, 0);
-    let body = match arch {
-        Arch::Amd64 => amd64(),
-        Arch::I386 | Arch::Arm64 => {
-            let (code, start) = if arch == Arch::I386 { i386(base) } else { arm64(base) };
-            Body::data_then_code(arch, &[], code, start)
-        }
-    };
-    body.link(arch)
-}
-
-/// The address of the byte `offset` bytes into a body.
-fn address(arch: Arch, offset: usize) -> u64 {
-    elf::body_address(arch) + offset as u64
-}
-
-/// The address code is mapped at, in a body that begins with `data_len` bytes of data.
-fn code_address(arch: Arch, data_len: usize) -> u32 {
-    address(arch, code_offset(arch, data_len)) as u32
-}
-
-/// An x86-64 assembler whose buffer starts with `data` under the global label `data`,
-/// so that code reaches it rip-relatively, wherever the layout puts the body.
-fn amd64_with_data(data: &[u8]) -> dynasmrt::VecAssembler<dynasmrt::x64::X64Relocation> {
-    use dynasmrt::{DynasmLabelApi, dynasm};
-    let mut ops = dynasmrt::VecAssembler::new(0);
-    dynasm!(ops ; .arch x64 ; ->data:);
-    ops.extend(data);
-    ops
-}
-
 /// `mov Xreg, value` for any 32-bit value: one `movz`, plus a `movk` for the high half.
 #[allow(clippy::useless_conversion)] // inside dynasm's expansion of a dynamic register
 fn arm64_mov32(ops: &mut dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Relocation>, reg: u8, value: u32) {
@@ -239,11 +150,4 @@ mod signal {
     pub const SA_SIGINFO: i32 = 4;
     /// Interrupted system calls restart after the handler.
     pub const SA_RESTART: i32 = 0x1000_0000;
-}
-
-/// Where code starts in a body that begins with `data_len` bytes of data: right after
-/// them, rounded up to the architecture's instruction alignment (the headers' length is
-/// a multiple of 4 on every class).
-fn code_offset(arch: Arch, data_len: usize) -> usize {
-    data_len.next_multiple_of(arch.code_alignment())
 }
