@@ -11,8 +11,9 @@
 use super::{Arch, Place, in_pieces};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
-/// Largest message (and `http` response): lengths must fit 32-bit immediates, and
-/// `http`'s arm64 code reaches its response with `adr`, 1 MiB back at most.
+/// Largest message (and `http` response), far past the 64 KiB programs must handle: a
+/// limit of speck's, not of the code, which reaches the data (right after it) with
+/// 32-bit lengths and short pc-relative or absolute addresses.
 pub const MAX_MESSAGE: usize = (1 << 20) - 4096;
 
 /// A static program for `arch` that writes `message` to stdout and exits with `status`.
