@@ -8,7 +8,7 @@
 //! Start registers are zero on all three architectures (see [`super`]); the code relies
 //! on that where a comment says so.
 
-use super::{Arch, Place, in_pieces};
+use super::{Arch, Place, arm64_mov32_pieces, in_pieces};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// Largest message (and `http` response), far past the 64 KiB programs must handle: a
@@ -111,11 +111,8 @@ fn arm64(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
         code.extend(pieces!(aarch64, Aarch64Relocation, place;
             [movz x0, 1]                      // stdout
             [adr x1, extern message]          // pc-relative: one instruction, movz and movk's two
-            [movz x2, len & 0xffff]
         ));
-        if len >> 16 != 0 {
-            code.extend(pieces!(aarch64, Aarch64Relocation, place; [movk x2, len >> 16, lsl 16]));
-        }
+        code.extend(arm64_mov32_pieces(place, 2, len));
         code.extend(pieces!(aarch64, Aarch64Relocation, place;
             [movz x8, 64]                     // SYS_write
             [svc 0]

@@ -13,7 +13,7 @@
 //! The read buffer is 64 KiB of stack that `enter` reserves; a request's headers longer
 //! than that are answered when the buffer is full.
 
-use super::{Arch, Place, arm64_mov32, in_pieces, signal};
+use super::{Arch, Place, arm64_mov32, arm64_mov32_pieces, in_pieces, signal};
 use dynasmrt::{
     DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
 };
@@ -376,10 +376,7 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [svc 0]
     );
     // struct sockaddr_in: family, port, and address 0.0.0.0 (x9's high half).
-    code.extend(pieces!(aarch64, Aarch64Relocation, place; [movz x9, family_port & 0xffff]));
-    if family_port >> 16 != 0 {
-        code.extend(pieces!(aarch64, Aarch64Relocation, place; [movk x9, family_port >> 16, lsl 16]));
-    }
+    code.extend(arm64_mov32_pieces(place, 9, family_port));
     code.extend(pieces!(aarch64, Aarch64Relocation, place;
         [str x9, [sp, -16]!]
         [mov x0, x19]
@@ -394,9 +391,8 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [movz x3, MSG_NOSIGNAL as u32]        // sendto's flags
         [movz x4, 0]                          // sendto's address: none (x5 starts at 0)
         [sub sp, sp, 16, lsl 12]              // 64 KiB of stack for requests
-        [movz x21, HEADERS_END as u32 & 0xffff]
-        [movk x21, HEADERS_END as u32 >> 16, lsl 16]
     ));
+    code.extend(arm64_mov32_pieces(place, 21, HEADERS_END as u32));
     // The serve loop: one piece, as it branches within itself.
     let mut ops = VecAssembler::<Aarch64Relocation>::new(place.next_piece());
     dynasm!(ops

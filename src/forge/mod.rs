@@ -121,6 +121,17 @@ fn in_pieces(arch: Arch, data: &[u8], assemble: impl Fn(&mut Place) -> Vec<Vec<u
     elf::in_pieces(arch, data, &pieces).elf
 }
 
+/// [`arm64_mov32`] as pieces, one per instruction, for the layout to spread.
+#[allow(clippy::useless_conversion)] // inside dynasm's expansion of a dynamic register
+fn arm64_mov32_pieces(place: &mut Place, reg: u8, value: u32) -> Vec<Vec<u8>> {
+    use dynasmrt::{DynasmApi, aarch64::Aarch64Relocation};
+    let mut code = pieces!(aarch64, Aarch64Relocation, place; [movz X(reg), value & 0xffff]);
+    if value >> 16 != 0 {
+        code.extend(pieces!(aarch64, Aarch64Relocation, place; [movk X(reg), value >> 16, lsl 16]));
+    }
+    code
+}
+
 /// `mov Xreg, value` for any 32-bit value: one `movz`, plus a `movk` for the high half.
 #[allow(clippy::useless_conversion)] // inside dynasm's expansion of a dynamic register
 fn arm64_mov32(ops: &mut dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Relocation>, reg: u8, value: u32) {
