@@ -18,8 +18,15 @@ use dynasmrt::{
     DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
 };
 
-/// Bytes a request may fill in the read buffer (64 KiB of stack, less what is pushed).
+/// Bytes a request may fill in the read buffer: at least this, less than 64 KiB (see
+/// [`SHORT_RESPONSE`]), which the 64 KiB of stack `enter` reserves and the structs
+/// pushed below it (spent by then) hold.
 const REQUEST_ROOM: i32 = 0xff00;
+/// Responses shorter than this leave the read's length register below 64 KiB at each
+/// accept (bind's length before the first, the response's after each), so setting its
+/// second byte to ff gives room for a request (0xff00 to 0xffff bytes) in 2 bytes, where
+/// `mov` takes 5.
+const SHORT_RESPONSE: usize = 0x10000;
 /// `"\r\n\r\n"` as a little-endian 32-bit word: the end of a request's headers.
 const HEADERS_END: i32 = 0x0a0d_0a0d;
 /// Socket option level; also `SOCK_STREAM`, the same number, where a register serves both.
@@ -32,8 +39,8 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 /// before them; past 64 KiB of file, a 386 layout puts the data first (see
 /// `elf::in_pieces`).
 const NEAR_DATA: usize = 0xf000;
-/// `sockaddr_in` and `timeval` are shorter than this, `int` options too: one length
-/// register serves `bind` and both `setsockopt` calls.
+/// `timeval`'s size, more than an `int` option needs: one length serves both
+/// `setsockopt` calls.
 const OPTION_LEN: i32 = 16;
 
 /// The fixed response: status line, headers, body.
@@ -217,8 +224,9 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
     code.extend(pieces!(x64, X64Relocation, place;
         [push rsp]
         [pop rsi]
-        [mov dl, BYTE OPTION_LEN as i8]       // rdx was SO_RCVTIMEO: its low byte will do
-        [mov al, BYTE 49]                     // SYS_bind
+        [mov al, BYTE 49]                     // SYS_bind(socket, address, 20): the length
+                                              //   is SO_RCVTIMEO still; past sockaddr_in's 16,
+                                              //   which is all bind needs, lie pushed bytes
         [syscall]
         [test eax, eax                        // the exits follow the code (rel8 reaches)
         ; jnz BYTE extern failed]
@@ -226,7 +234,12 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [syscall]                             //   is clamped to somaxconn
         [xor r8d, r8d]                        // sendto's address: none (r9 starts at 0)
         [mov r10d, MSG_NOSIGNAL]
-        [serve:
+    ));
+    // The serve loop: one piece, as it branches within itself.
+    let mut ops = VecAssembler::<X64Relocation>::new(place.next_piece());
+    dynasm!(ops
+        ; .arch x64
+        ; serve:
         ; mov edi, ebx
         ; xor esi, esi                        // accept(socket, NULL, _): no peer address
         ; push BYTE 43                        // SYS_accept
@@ -235,7 +248,10 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         ; xchg eax, edi                       // rdi: the connection (a failed accept's
         ; push rsp                            //   -errno fails each call below harmlessly)
         ; pop rsi
-        ; mov edx, REQUEST_ROOM
+    );
+    amd64_request_room(&mut ops, response_len);
+    dynasm!(ops
+        ; .arch x64
         ; read:
         ; xor eax, eax                        // SYS_read
         ; syscall
@@ -247,16 +263,45 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         ; jne BYTE <read
         ; respond:
         ; lea rsi, [extern response]
-        ; mov edx, response_len as i32
+    );
+    if response_len < 0x80 {
+        dynasm!(ops ; .arch x64 ; push BYTE response_len as i8 ; pop rdx); // 3 bytes, mov's 5
+    } else {
+        dynasm!(ops ; .arch x64 ; mov edx, response_len as i32);
+    }
+    dynasm!(ops
+        ; .arch x64
         ; push BYTE 44                        // SYS_sendto(connection, response, length,
         ; pop rax                             //   MSG_NOSIGNAL, NULL, 0)
         ; syscall
         ; push BYTE 3                         // SYS_close
         ; pop rax
         ; syscall
-        ; jmp BYTE <serve]
-    ));
+        ; jmp BYTE <serve
+    );
+    code.push(
+        ops.finalize()
+            .expect("the loop's labels are its own and its data within reach"),
+    );
     code
+}
+
+/// Sets rdx, the read's length, to the room for a request (see [`SHORT_RESPONSE`]).
+fn amd64_request_room(ops: &mut VecAssembler<X64Relocation>, response_len: usize) {
+    if response_len < SHORT_RESPONSE {
+        dynasm!(ops ; .arch x64 ; mov dh, BYTE (REQUEST_ROOM >> 8) as i8);
+    } else {
+        dynasm!(ops ; .arch x64 ; mov edx, REQUEST_ROOM);
+    }
+}
+
+/// Sets edx, the read's length, to the room for a request (see [`SHORT_RESPONSE`]).
+fn i386_request_room(ops: &mut VecAssembler<X86Relocation>, response_len: usize) {
+    if response_len < SHORT_RESPONSE {
+        dynasm!(ops ; .arch x86 ; mov dh, BYTE (REQUEST_ROOM >> 8) as i8);
+    } else {
+        dynasm!(ops ; .arch x86 ; mov edx, REQUEST_ROOM);
+    }
 }
 
 fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
@@ -302,8 +347,9 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [push eax]                            // struct sockaddr_in: address 0.0.0.0 (eax
         [push DWORD family_port as i32]       //   is 0), family and port
         [mov ecx, esp]
-        [mov dl, BYTE OPTION_LEN as i8]
-        [mov ax, WORD 361]                    // SYS_bind
+        [mov ax, WORD 361]                    // SYS_bind(socket, address, 20): the length
+                                              //   is SO_RCVTIMEO still; past sockaddr_in's 16,
+                                              //   which is all bind needs, lie pushed bytes
         [int BYTE 0x80u8 as i8]
     );
     code.extend(if response_len < NEAR_DATA {
@@ -315,14 +361,22 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [mov ax, WORD 363]                    // SYS_listen; the backlog (ecx, an address)
         [int BYTE 0x80u8 as i8]               //   is clamped to somaxconn
         [xor esi, esi]                        // accept4's flags: none
-        [serve:
+    ));
+    // The serve loop: one piece, as it branches within itself.
+    let mut ops = VecAssembler::<X86Relocation>::new(place.next_piece());
+    dynasm!(ops
+        ; .arch x86
+        ; serve:
         ; mov ebx, ebp
         ; xor ecx, ecx
         ; mov eax, 364                        // SYS_accept4(socket, NULL, _, 0)
         ; int BYTE 0x80u8 as i8
         ; xchg eax, ebx                       // ebx: the connection (a failed accept's
         ; mov ecx, esp                        //   -errno fails each call below harmlessly)
-        ; mov edx, REQUEST_ROOM
+    );
+    i386_request_room(&mut ops, response_len);
+    dynasm!(ops
+        ; .arch x86
         ; read:
         ; push BYTE 3                         // SYS_read
         ; pop eax
@@ -335,15 +389,26 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         ; jne BYTE <read
         ; respond:
         ; mov ecx, response as i32
-        ; mov edx, response_len as i32
+    );
+    if response_len < 0x80 {
+        dynasm!(ops ; .arch x86 ; push BYTE response_len as i8 ; pop edx); // 3 bytes, mov's 5
+    } else {
+        dynasm!(ops ; .arch x86 ; mov edx, response_len as i32);
+    }
+    dynasm!(ops
+        ; .arch x86
         ; push BYTE 4                         // SYS_write: SIGPIPE is ignored
         ; pop eax
         ; int BYTE 0x80u8 as i8
         ; push BYTE 6                         // SYS_close
         ; pop eax
         ; int BYTE 0x80u8 as i8
-        ; jmp BYTE <serve]
-    ));
+        ; jmp BYTE <serve
+    );
+    code.push(
+        ops.finalize()
+            .expect("the loop's labels are its own and its data within reach"),
+    );
     code
 }
 
@@ -381,8 +446,9 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [str x9, [sp, -16]!]
         [mov x0, x19]
         [mov x1, sp]
-        [movz x2, OPTION_LEN as u32]
-        [movz x8, 200]                        // SYS_bind
+        [movz x8, 200]                        // SYS_bind(socket, address, 20): the length
+                                              //   is SO_RCVTIMEO still; past sockaddr_in's 16,
+                                              //   which is all bind needs, lies the stack
         [svc 0]
         [cbnz x0, extern failed]
         [mov x0, x19]
