@@ -180,17 +180,16 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
     let mut code = pieces!(x64, X64Relocation, place;
         [lea rbx, [extern quit]]
         [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
-        [push rbx]                            // struct sigaction: sa_mask (any: it blocks
-        [push rbx]                            //   only while the handler runs), sa_restorer
-        [mov r10b, BYTE 8]                    // (sizeof(sigset_t); r10 starts at 0)
-        [push signal::SA_RESTORER]            //   (x86-64 needs one; never used), sa_flags,
-        [push rbx]                            //   sa_handler
-        [push rsp]
-        [pop rsi]
+        [mov al, BYTE 13]                     // SYS_rt_sigaction: rax is 0 at start and
+                                              //   after each success, so al will do
+        [mov r10b, BYTE 8]                    // sizeof(sigset_t); r10 starts at 0
+        [push signal::SA_RESTORER]            // struct sigaction: sa_flags (x86-64 needs a
+        [push rbx]                            //   restorer; never used), sa_handler; above
+        [push rsp]                            //   them, sa_restorer and sa_mask are what the
+        [pop rsi]                             //   stack holds: unused, as the handler exits
         [push BYTE signal::TERM as i8]
         [pop rdi]
-        [mov al, BYTE 13]                     // SYS_rt_sigaction: rax is 0 at start and
-        [syscall]                             //   after each success, so al will do
+        [syscall]
         [push BYTE signal::INT as i8]         // SIGINT is 2, as is AF_INET: rdi serves
         [pop rdi]                             //   socket() too
         [mov al, BYTE 13]
@@ -311,13 +310,14 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
         [push BYTE 8]                         // sizeof(sigset_t)
         [pop esi]
-        [push edx]
-        [push edx]                            // struct sigaction: sa_mask,
-        [push edx]                            //   sa_restorer (unused),
-        [push edx]                            //   sa_flags: 0 (edx starts at 0),
-        [push BYTE signal::IGNORE as i8]      //   sa_handler: SIG_IGN, for SIGPIPE first
-        [mov ecx, esp]
         [mov bl, BYTE signal::PIPE as i8]     // ebx starts at 0: its low byte will do
+        [push edx]                            // struct sigaction: sa_flags 0 (edx starts
+        [push BYTE signal::IGNORE as i8]      //   at 0), sa_handler SIG_IGN, for SIGPIPE
+                                              //   first; above them, sa_restorer and sa_mask
+                                              //   are what the stack holds: unused, as no
+                                              //   flag asks for a restorer and the handler
+                                              //   exits
+        [mov ecx, esp]
         [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction: eax is 0 at start and
         [int BYTE 0x80u8 as i8]               //   after each success, so al will do
         [mov DWORD [ecx], quit as i32]        // the same struct, now with the quit handler
