@@ -109,11 +109,15 @@ pub fn workdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary directory")
 }
 
-/// Writes an executable file.
+/// Writes an executable file. A child process (`install`) writes it: a file this process
+/// held open for writing would be inherited by any test thread's child forked meanwhile,
+/// and exec'ing the file fails with ETXTBSY until that child has exec'd in turn. The
+/// bytes go to a sibling file first, which is never executed.
 pub fn write_exe(path: &Path, bytes: &[u8]) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::write(path, bytes).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, bytes).unwrap();
+    ok(Command::new("install").args(["-m", "755"]).arg(&staged).arg(path));
+    std::fs::remove_file(&staged).unwrap();
     path.to_path_buf()
 }
 
