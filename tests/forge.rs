@@ -144,12 +144,7 @@ fn programs_run_under_a_100_mb_address_space_limit() {
             .spawn()
             .unwrap();
         wait_until_handling(child.id() as i32, arch);
-        signal(child.id() as i32, "TERM");
-        assert_eq!(
-            wait_at_most(&mut child, Duration::from_secs(5)).code(),
-            Some(0),
-            "{arch:?} pause"
-        );
+        assert_exits_0_on_sigterm(&mut child, &format!("{arch:?} pause"));
     }
 }
 
@@ -471,6 +466,34 @@ fn get(port: u16, request: &[u8]) -> Vec<u8> {
     response
 }
 
+/// Runs http for `arch` with `response` on a free port, hands the port to `exercise`, then
+/// requires SIGTERM to end the server with status 0.
+fn serve(arch: Arch, response: &[u8], exercise: impl FnOnce(u16)) {
+    let port = free_port();
+    let program = install(&http::program(arch, port, response));
+    let argv = argv(arch, &program.path);
+    let mut server = Stopped(Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap());
+    wait_for_port(port);
+    exercise(port);
+    assert_exits_0_on_sigterm(&mut server.0, &format!("{arch:?} http"));
+}
+
+/// A child killed when dropped, so a failed assertion leaves no server listening.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends SIGTERM to `child` and requires it to exit 0 within 5 seconds.
+fn assert_exits_0_on_sigterm(child: &mut Child, what: &str) {
+    signal(child.id() as i32, "TERM");
+    assert_eq!(wait_at_most(child, Duration::from_secs(5)).code(), Some(0), "{what}");
+}
+
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -481,36 +504,31 @@ fn wait_for_port(port: u16) {
 
 #[test]
 fn http_answers_curl_resets_closes_and_large_requests() {
+    let response = http::response(200, "text/plain", b"speck says ok\n");
     for arch in runnable() {
-        let port = free_port();
-        let response = http::response(200, "text/plain", b"speck says ok\n");
-        let program = install(&http::program(arch, port, &response));
-        let argv = argv(arch, &program.path);
-        let mut server = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
-        wait_for_port(port);
-        let url = format!("http://127.0.0.1:{port}/");
-        for _ in 0..50 {
-            assert_eq!(
-                ok(Command::new("curl").args(["-sS", "-m", "5", &url])),
-                "speck says ok\n",
-                "{arch:?}"
-            );
-        }
-        // A client that resets (SO_LINGER 0), one that closes without a request, one
-        // that sends 4 KB of headers: the server survives all and still answers.
-        let reset = "import socket,struct,sys; s=socket.create_connection(('127.0.0.1',int(sys.argv[1]))); \
+        serve(arch, &response, |port| {
+            let url = format!("http://127.0.0.1:{port}/");
+            for _ in 0..50 {
+                assert_eq!(
+                    ok(Command::new("curl").args(["-sS", "-m", "5", &url])),
+                    "speck says ok\n",
+                    "{arch:?}"
+                );
+            }
+            // A client that resets (SO_LINGER 0), one that closes without a request, one
+            // that sends 4 KB of headers: the server survives all and still answers.
+            let reset = "import socket,struct,sys; s=socket.create_connection(('127.0.0.1',int(sys.argv[1]))); \
                      s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0)); s.send(b'GET / HTTP/1.0\\r\\n'); s.close()";
-        ok(Command::new("python3").args(["-c", reset, &port.to_string()]));
-        drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-        let big = format!("GET / HTTP/1.0\r\nX-Fill: {}\r\n\r\n", "x".repeat(4096));
-        assert_eq!(get(port, big.as_bytes()), response, "{arch:?} 4 KB request");
-        assert_eq!(
-            get(port, b"GET / HTTP/1.0\r\n\r\n"),
-            response,
-            "{arch:?} still answering"
-        );
-        signal(server.id() as i32, "TERM");
-        assert_eq!(wait_at_most(&mut server, Duration::from_secs(5)).code(), Some(0));
+            ok(Command::new("python3").args(["-c", reset, &port.to_string()]));
+            drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+            let big = format!("GET / HTTP/1.0\r\nX-Fill: {}\r\n\r\n", "x".repeat(4096));
+            assert_eq!(get(port, big.as_bytes()), response, "{arch:?} 4 KB request");
+            assert_eq!(
+                get(port, b"GET / HTTP/1.0\r\n\r\n"),
+                response,
+                "{arch:?} still answering"
+            );
+        });
     }
 }
 
@@ -523,21 +541,12 @@ fn http_serves_a_response_past_64_kib_and_still_quits_on_sigterm() {
         &(0..100_000).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
     );
     for arch in runnable() {
-        let port = free_port();
-        let program = install(&http::program(arch, port, &response));
-        let argv = argv(arch, &program.path);
-        let mut server = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
-        wait_for_port(port);
-        assert!(
-            get(port, b"GET / HTTP/1.0\r\n\r\n") == response,
-            "{arch:?}: the whole response"
-        );
-        signal(server.id() as i32, "TERM");
-        assert_eq!(
-            wait_at_most(&mut server, Duration::from_secs(5)).code(),
-            Some(0),
-            "{arch:?}"
-        );
+        serve(arch, &response, |port| {
+            assert!(
+                get(port, b"GET / HTTP/1.0\r\n\r\n") == response,
+                "{arch:?}: the whole response"
+            );
+        });
     }
 }
 
@@ -551,21 +560,12 @@ fn http_serves_responses_on_each_side_of_its_length_encodings() {
         for len in [127, 128, 0xffff, 0x10000] {
             let mut response = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
             response.resize(len, b'.');
-            let port = free_port();
-            let program = install(&http::program(arch, port, &response));
-            let argv = argv(arch, &program.path);
-            let mut server = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
-            wait_for_port(port);
             let big = format!("GET / HTTP/1.0\r\nX-Fill: {}\r\n\r\n", "x".repeat(60_000));
-            for request in [&b"GET / HTTP/1.0\r\n\r\n"[..], big.as_bytes(), big.as_bytes()] {
-                assert_eq!(get(port, request), response, "{arch:?}, {len} bytes");
-            }
-            signal(server.id() as i32, "TERM");
-            assert_eq!(
-                wait_at_most(&mut server, Duration::from_secs(5)).code(),
-                Some(0),
-                "{arch:?}"
-            );
+            serve(arch, &response, |port| {
+                for request in [&b"GET / HTTP/1.0\r\n\r\n"[..], big.as_bytes(), big.as_bytes()] {
+                    assert_eq!(get(port, request), response, "{arch:?}, {len} bytes");
+                }
+            });
         }
     }
 }
