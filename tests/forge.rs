@@ -118,6 +118,28 @@ fn hello_writes_more_than_a_pipe_buffer_in_one_call() {
     }
 }
 
+/// As the README says: the x86 layouts overlap header fields that qemu-user checks and
+/// Linux does not (`e_ident`, `e_ehsize`), so qemu-user refuses them; the arm64 layout
+/// is one both accept (every arm64 test here runs under qemu-aarch64).
+#[test]
+fn qemu_user_refuses_the_x86_layouts() {
+    for (arch, qemu) in [(Arch::Amd64, "qemu-x86_64"), (Arch::I386, "qemu-i386")] {
+        if !engine(qemu) {
+            continue;
+        }
+        let program = hello::program(arch, b"hi", 0);
+        let installed = install(&program);
+        let out = output(Command::new(qemu).arg(&installed.path));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("Invalid ELF image"),
+            "{arch:?} under {qemu}: {:?} {stderr}",
+            out.status
+        );
+        assert_eq!(run(arch, &program).stdout, b"hi", "{arch:?} natively");
+    }
+}
+
 #[test]
 fn programs_run_under_a_100_mb_address_space_limit() {
     for arch in runnable() {
@@ -581,6 +603,23 @@ fn http_exits_with_the_errno_when_its_port_is_taken() {
         for response in [&b"HTTP/1.0 200 OK\r\n\r\n"[..], &large] {
             let out = run(arch, &http::program(arch, port, response));
             assert_eq!(out.status.code(), Some(98), "{arch:?}: EADDRINUSE");
+        }
+    }
+}
+
+#[test]
+fn http_is_made_for_any_port() {
+    // A port is pushed as an immediate that the CPU sign-extends, so ports whose low byte
+    // is 0x80 or more are stored another way, longer; the short jumps must reach either
+    // way. (Response lengths are covered by the serving tests.)
+    let ports = (0..=u16::MAX)
+        .step_by(251)
+        .chain([0x7f, 0x80, 0xff, 8000, 8080, u16::MAX]);
+    for arch in Arch::ALL {
+        for port in ports.clone() {
+            let program = http::program(arch, port, b"HTTP/1.0 200 OK\r\n\r\n");
+            let elf = kernel_elf::read(&program).unwrap_or_else(|e| panic!("{arch:?} {port}: {e}"));
+            assert_eq!(elf.machine, arch.elf_machine());
         }
     }
 }

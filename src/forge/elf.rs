@@ -140,10 +140,10 @@ pub struct Placed {
 }
 
 /// Lays out a static executable whose code comes in `pieces`, run in order from the
-/// first, each whole instructions that branch only within themselves: the layout spreads
+/// first, each whole instructions whose labels are their own: the layout spreads
 /// them over the headers' holes (see [`Hole`]), joined by jumps, the pieces that do not
-/// fit following the headers, then `data`. A piece may refer to the data and to itself
-/// by address, absolute or relative, so the caller assembles the pieces again for the
+/// fit following the headers, then `data`. A piece may refer to the data, to itself and
+/// to other pieces by address, absolute or relative, so the caller assembles the pieces again for the
 /// addresses returned; each piece must keep its length (see `forge::in_pieces`).
 pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
     let code: usize = pieces.iter().map(Vec::len).sum();

@@ -87,48 +87,40 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    // The data: the exits, then the response. The code reaches both by address, so the
-    // layout may spread it over the headers' holes.
-    let exits = Exits::for_arch(arch);
-    let data = [exits.code.as_slice(), response].concat();
+    // The data: the exits (386 and arm64; amd64's are in its code), then the response.
+    // The code reaches both by address, so the layout may spread it over the headers'
+    // holes.
+    let exits = Exits::in_data(arch);
+    let exits_code = exits.as_ref().map_or(&[][..], |exits| exits.code.as_slice());
+    let data = [exits_code, response].concat();
     in_pieces(arch, &data, |place| {
         let at = Addresses {
             failed: place.data(),
-            quit: place.data() + exits.quit,
-            response: place.data() + exits.code.len(),
+            quit: place.data() + exits.as_ref().map_or(0, |exits| exits.quit),
+            response: place.data() + exits_code.len(),
         };
         match arch {
-            Arch::Amd64 => amd64(place, &at, family_port, response.len()),
+            Arch::Amd64 => amd64(place, at.response, family_port, response.len()),
             Arch::I386 => i386(place, &at, family_port, response.len()),
             Arch::Arm64 => arm64(place, &at, family_port, response.len()),
         }
     })
 }
 
-/// The code at the start of the data: exit with the errno of a failed call (entered at
-/// `failed` with -errno in the return register) or with 0 (the SIGTERM and SIGINT
-/// handler, entered at `quit`). Position-independent: it goes wherever the data goes.
+/// The code at the start of the data on 386 and arm64: exit with the errno of a failed
+/// call (entered at `failed` with -errno in the return register) or with 0 (the SIGTERM
+/// and SIGINT handler, entered at `quit`). Position-independent: it goes wherever the
+/// data goes.
 struct Exits {
     code: Vec<u8>,
     quit: usize,
 }
 
 impl Exits {
-    fn for_arch(arch: Arch) -> Self {
+    /// None on amd64, whose exits follow the call that pushes the handler's address.
+    fn in_data(arch: Arch) -> Option<Self> {
         let (code, quit) = match arch {
-            Arch::Amd64 => {
-                let mut ops = VecAssembler::<X64Relocation>::new(0);
-                dynasm!(ops ; .arch x64 ; neg eax); // failed: the errno
-                let quit = ops.offset().0;
-                dynasm!(ops
-                    ; .arch x64
-                    ; xchg eax, edi                   // the handler is entered with rax = 0:
-                    ; push BYTE 60                    //   status 0 (failed: the errno)
-                    ; pop rax                         // SYS_exit
-                    ; syscall
-                );
-                (ops.finalize(), quit)
-            }
+            Arch::Amd64 => return None,
             Arch::I386 => {
                 let mut ops = VecAssembler::<X86Relocation>::new(0);
                 dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
@@ -160,10 +152,10 @@ impl Exits {
                 (ops.finalize(), quit)
             }
         };
-        Self {
+        Some(Self {
             code: code.expect("labels are all defined"),
             quit,
-        }
+        })
     }
 }
 
@@ -174,22 +166,41 @@ struct Addresses {
     response: usize,
 }
 
-fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
-    let (failed, quit, response) = (at.failed, at.quit, at.response);
+fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
     // In an order that fills the headers' holes (11 bytes, 2, then 4 with their jumps).
     let mut code = pieces!(x64, X64Relocation, place;
-        [lea rbx, [extern quit]]
-        [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
         [mov al, BYTE 13]                     // SYS_rt_sigaction: rax is 0 at start and
                                               //   after each success, so al will do
-        [mov r10b, BYTE 8]                    // sizeof(sigset_t); r10 starts at 0
+        [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
         [push signal::SA_RESTORER]            // struct sigaction: sa_flags (x86-64 needs a
-        [push rbx]                            //   restorer; never used), sa_handler; above
-        [push rsp]                            //   them, sa_restorer and sa_mask are what the
-        [pop rsi]                             //   stack holds: unused, as the handler exits
+                                              //   restorer; never used); the call below
+                                              //   pushes sa_handler
         [push BYTE signal::TERM as i8]
         [pop rdi]
-        [syscall]
+        [mov r10b, BYTE 8]                    // sizeof(sigset_t); r10 starts at 0
+    );
+    // The exits, jumped over by a call that pushes their address (5 bytes, where lea
+    // and push take 8): exit with the errno of a failed call (-errno in rax), or with 0
+    // as the SIGTERM and SIGINT handler, which the kernel enters with rax = 0.
+    let at = place.next_piece();
+    let failed = at + 5;
+    let mut ops = VecAssembler::<X64Relocation>::new(at);
+    dynasm!(ops
+        ; .arch x64
+        ; call >handled
+        ; neg eax                             // failed: the errno (the handler: 0)
+        ; xchg eax, edi                       // the status
+        ; push BYTE 60                        // SYS_exit
+        ; pop rax
+        ; syscall
+        ; handled:
+    );
+    code.push(ops.finalize().expect("the call's label is its own"));
+    code.extend(pieces!(x64, X64Relocation, place;
+        [push rsp]                            // rt_sigaction(SIGTERM, the action, NULL, 8):
+        [pop rsi]                             //   above sa_flags, sa_restorer and sa_mask are
+        [syscall]                             //   what the stack holds, unused as the handler
+                                              //   exits
         [push BYTE signal::INT as i8]         // SIGINT is 2, as is AF_INET: rdi serves
         [pop rdi]                             //   socket() too
         [mov al, BYTE 13]
@@ -212,7 +223,7 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [mov dl, BYTE SO_RCVTIMEO as i8]
         [mov al, BYTE 54]
         [syscall]
-    );
+    ));
     // struct sockaddr_in: family and port, then address 0.0.0.0 (sin_zero is not read).
     code.extend(if (family_port as i32) < 0 {
         // push sign-extends: a port whose low byte is 0x80 or more needs the long way.
@@ -227,8 +238,8 @@ fn amd64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
                                               //   is SO_RCVTIMEO still; past sockaddr_in's 16,
                                               //   which is all bind needs, lie pushed bytes
         [syscall]
-        [test eax, eax                        // the exits follow the code (rel8 reaches)
-        ; jnz BYTE extern failed]
+        [test eax, eax                        // the exits are some 60 bytes back (rel8
+        ; jnz BYTE extern failed]             //   reaches)
         [mov al, BYTE 50]                     // SYS_listen; the backlog (rsi, an address)
         [syscall]                             //   is clamped to somaxconn
         [xor r8d, r8d]                        // sendto's address: none (r9 starts at 0)

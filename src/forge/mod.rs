@@ -13,10 +13,11 @@
 
 /// Assembles code in pieces for [`in_pieces`]: each `[...]` is one piece of one or
 /// more instructions (`;`-separated), which the layout keeps together, assembled at the
-/// address the [`Place`] gives it. A piece may branch within itself (its labels are its
-/// own), never to another piece, and flags do not carry from one piece to the next (the
-/// way from one hole to the next may change them); registers do. A piece reaches the
-/// data as `extern` addresses from [`Place::data`], pc-relatively or absolutely.
+/// address the [`Place`] gives it. A piece's labels are its own, and flags do not carry
+/// from one piece to the next (the way from one hole to the next may change them);
+/// registers do. A piece reaches the data as `extern` addresses from [`Place::data`],
+/// pc-relatively or absolutely, and another piece only by an address taken from
+/// [`Place::next_piece`] when that piece was made.
 macro_rules! pieces {
     ($arch:tt, $relocation:ty, $place:expr; $([$($instructions:tt)*])*) => {
         vec![$({

@@ -1,6 +1,7 @@
 //! `pause`: sleeps without using CPU until SIGTERM or SIGINT, then exits 0, also as
-//! PID 1. SIGCHLD is ignored, so orphans that the container's PID 1 inherits are reaped
-//! by the kernel.
+//! PID 1. Orphans that the container's PID 1 inherits are reaped by the kernel: SIGCHLD's
+//! action has `SA_NOCLDWAIT` (on arm64 it is SIG_IGN as well, since qemu-user does not
+//! pass `SA_NOCLDWAIT` on to the kernel).
 //!
 //! No signal handler: SIGTERM and SIGINT are blocked, then taken with
 //! `rt_sigtimedwait`. A blocked signal waits as pending even for PID 1, which otherwise
@@ -31,11 +32,11 @@ fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
         [pop rsi]
         [mov al, BYTE 14]                     // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
         [syscall]                             //   rdi starts; rdx, the old set, is 0; so is rax
-        [push BYTE signal::IGNORE as i8]      // struct sigaction: sa_handler SIG_IGN over the
-        [push rsp]                            //   set, which gives sa_flags ENDING (SA_NOCLDWAIT,
-        [pop rsi]                             //   as SIG_IGN does, and a bit the kernel clears);
-        [push BYTE signal::CHLD as i8]        //   restorer and mask unused
-        [pop rdi]
+        [push rdx]                            // struct sigaction: sa_handler SIG_DFL (rdx is
+        [push rsp]                            //   0) over the set, which gives sa_flags ENDING:
+        [pop rsi]                             //   SA_NOCLDWAIT, so the kernel reaps children, and
+        [push BYTE signal::CHLD as i8]        //   a bit it clears; restorer and mask unused.
+        [pop rdi]                             //   (1 byte, where SIG_IGN's push takes 2)
         [mov al, BYTE 13]                     // SYS_rt_sigaction; rax is 0 after success
         [syscall]
         [pop rax]                             // rt_sigtimedwait(the set, the handler popped
@@ -62,12 +63,13 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
         [mov ecx, esp]
         [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
         [int BYTE 0x80u8 as i8]               //   ebx starts; eax starts at 0; edx, the old set, is 0
-        [push BYTE signal::IGNORE as i8]      // struct sigaction: sa_handler SIG_IGN over the
-        [mov ecx, esp]                        //   set, which gives sa_flags ENDING: SA_NOCLDWAIT
-        [mov bl, BYTE signal::CHLD as i8]     //   (2, as SIG_IGN does) and a bit the kernel
-        [mov al, BYTE 174u8 as i8]            //   clears; restorer 0, mask unused. ebx is 0: its
-        [int BYTE 0x80u8 as i8]               //   low byte will do. SYS_rt_sigaction (not the
-                                              //   legacy sigaction); eax is 0 after success
+        [push edx]                            // struct sigaction: sa_handler SIG_DFL (1 byte,
+        [mov ecx, esp]                        //   SIG_IGN's push takes 2) over the set, which
+        [mov bl, BYTE signal::CHLD as i8]     //   gives sa_flags ENDING: SA_NOCLDWAIT (2), so the
+        [mov al, BYTE 174u8 as i8]            //   kernel reaps children, and a bit it clears;
+        [int BYTE 0x80u8 as i8]               //   restorer 0, mask unused. ebx is 0: its low
+                                              //   byte will do. SYS_rt_sigaction (not the legacy
+                                              //   sigaction); eax is 0 after success
         [lea ebx, [ecx + 4]]                  // rt_sigtimedwait(the set; info: written over
         [wait:                                //   the action; no timeout; 8). eax is 0 here
         ; mov al, BYTE 177u8 as i8            // SYS_rt_sigtimedwait
@@ -91,8 +93,10 @@ fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
         [svc 0]                               //   x0 starts; x2, the old set, starts at 0
         [movz x9, signal::IGNORE as u32]      // struct sigaction 8 bytes below the set, x1
         [str x9, [x1, -8]!]                   //   moving there (one instruction): sa_handler
-                                              //   SIG_IGN, sa_flags the set's ENDING (SA_NOCLDWAIT,
-                                              //   as SIG_IGN does, and a bit the kernel clears),
+                                              //   SIG_IGN (SIG_DFL with SA_NOCLDWAIT alone leaves
+                                              //   zombies under qemu-user, which drops the flag),
+                                              //   sa_flags the set's ENDING (SA_NOCLDWAIT and a
+                                              //   bit the kernel clears),
                                               //   restorer 0. Below sp, where nothing else
                                               //   writes: no handler, so no signal frame
         [movz x0, signal::CHLD as u32]

@@ -65,6 +65,8 @@ pub fn engine(engine: &str) -> bool {
         "gcc-multilib" => "echo 'int main(){return 0;}' | gcc -m32 -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
         "qemu-aarch64" => "qemu-aarch64 --version",
+        "qemu-x86_64" => "qemu-x86_64 --version",
+        "qemu-i386" => "qemu-i386 --version",
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
         other => panic!("unknown engine {other}"),
     };
