@@ -555,6 +555,31 @@ fn http_answers_curl_resets_closes_and_large_requests() {
 }
 
 #[test]
+fn http_answers_a_request_sent_in_pieces_only_after_its_blank_line() {
+    // The last pieces split the blank line's "\r\n" pair, so a check that stops at any
+    // line end, or after one read, answers early.
+    let response = http::response(200, "text/plain", b"whole\n");
+    let pieces: [&[u8]; 3] = [b"GET / HTTP/1.0\r\n", b"Host: x\r\n\r", b"\n"];
+    for arch in runnable() {
+        serve(arch, &response, |port| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            for piece in &pieces[..2] {
+                stream.write_all(piece).unwrap();
+                let early = stream.read(&mut [0; 64]);
+                assert!(early.is_err(), "{arch:?}: answered before the blank line: {early:?}");
+            }
+            stream.write_all(pieces[2]).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).unwrap();
+            assert_eq!(answer, response, "{arch:?}");
+        });
+    }
+}
+
+#[test]
 fn http_serves_a_response_past_64_kib_and_still_quits_on_sigterm() {
     // Past 64 KiB of file the 386 layout puts the data (response and exits) first.
     let response = http::response(

@@ -27,8 +27,12 @@ const REQUEST_ROOM: i32 = 0xff00;
 /// second byte to ff gives room for a request (0xff00 to 0xffff bytes) in 2 bytes, where
 /// `mov` takes 5.
 const SHORT_RESPONSE: usize = 0x10000;
-/// `"\r\n\r\n"` as a little-endian 32-bit word: the end of a request's headers.
-const HEADERS_END: i32 = 0x0a0d_0a0d;
+/// `"\n\r"` as a little-endian 16-bit word, found 3 bytes before the end of what was
+/// read when that ends with the blank line that closes a request's headers
+/// (`"\r\n\r\n"`): a header line never starts with `"\r"`, so in headers `"\n\r"` is
+/// only ever the blank line's start. (2 bytes compared where 4 were: x86's compare is a
+/// byte shorter, and AArch64's takes it as an immediate, with no register to load.)
+const BLANK_LINE: i16 = 0x0d0a;
 /// Socket option level; also `SOCK_STREAM`, the same number, where a register serves both.
 const SOL_SOCKET: i32 = 1;
 const SO_REUSEADDR: i32 = 2;
@@ -95,7 +99,7 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     let data = [exits_code, response].concat();
     in_pieces(arch, &data, |place| {
         let at = Addresses {
-            failed: place.data(),
+            failed: place.data() + exits.as_ref().map_or(0, |exits| exits.failed),
             quit: place.data() + exits.as_ref().map_or(0, |exits| exits.quit),
             response: place.data() + exits_code.len(),
         };
@@ -113,13 +117,15 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
 /// data goes.
 struct Exits {
     code: Vec<u8>,
+    /// Offsets of the entries.
+    failed: usize,
     quit: usize,
 }
 
 impl Exits {
     /// None on amd64, whose exits follow the call that pushes the handler's address.
     fn in_data(arch: Arch) -> Option<Self> {
-        let (code, quit) = match arch {
+        let (code, failed, quit) = match arch {
             Arch::Amd64 => return None,
             Arch::I386 => {
                 let mut ops = VecAssembler::<X86Relocation>::new(0);
@@ -132,28 +138,27 @@ impl Exits {
                     ; pop eax                         //   the errno); SYS_exit
                     ; int BYTE 0x80u8 as i8
                 );
-                (ops.finalize(), quit)
+                (ops.finalize(), 0, quit)
             }
             Arch::Arm64 => {
                 let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
                 dynasm!(ops
                     ; .arch aarch64
-                    ; neg x0, x0                      // failed: status the errno
-                    ; b >exit
-                );
-                let quit = ops.offset().0;
+                    ; movz x0, 0                      // the handler: status 0, which the
+                ); //   neg keeps (no branch past it)
+                let failed = ops.offset().0;
                 dynasm!(ops
                     ; .arch aarch64
-                    ; movz x0, 0                      // the handler: status 0
-                    ; exit:
+                    ; neg x0, x0                      // failed: status the errno
                     ; movz x8, 93                     // SYS_exit
                     ; svc 0
                 );
-                (ops.finalize(), quit)
+                (ops.finalize(), failed, 0)
             }
         };
         Some(Self {
             code: code.expect("labels are all defined"),
+            failed,
             quit,
         })
     }
@@ -269,7 +274,7 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
         ; jle BYTE >respond                   // end of input, reset or timeout: answer anyway
         ; add rsi, rax
         ; sub edx, eax
-        ; cmp DWORD [rsi - 4], HEADERS_END    // the blank line that ends the headers?
+        ; cmp WORD [rsi - 3], BLANK_LINE      // the blank line that ends the headers?
         ; jne BYTE <read
         ; respond:
         ; lea rsi, [extern response]
@@ -396,7 +401,7 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         ; jle BYTE >respond                   // end of input, reset or timeout: answer anyway
         ; add ecx, eax
         ; sub edx, eax
-        ; cmp DWORD [ecx - 4], HEADERS_END    // the blank line that ends the headers?
+        ; cmp WORD [ecx - 3], BLANK_LINE      // the blank line that ends the headers?
         ; jne BYTE <read
         ; respond:
         ; mov ecx, response as i32
@@ -469,7 +474,6 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [movz x4, 0]                          // sendto's address: none (x5 starts at 0)
         [sub sp, sp, 16, lsl 12]              // 64 KiB of stack for requests
     ));
-    code.extend(arm64_mov32_pieces(place, 21, HEADERS_END as u32));
     // The serve loop: one piece, as it branches within itself.
     let mut ops = VecAssembler::<Aarch64Relocation>::new(place.next_piece());
     dynasm!(ops
@@ -490,8 +494,8 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         ; b.le >respond                       // end of input, reset or timeout: answer anyway
         ; add x1, x1, x0
         ; sub x2, x2, x0
-        ; ldur w9, [x1, -4]                   // the blank line that ends the headers?
-        ; cmp w9, w21
+        ; ldurh w9, [x1, -3]                  // the blank line that ends the headers?
+        ; cmp w9, BLANK_LINE as u32
         ; b.ne <read
         ; respond:
         ; mov x0, x20
