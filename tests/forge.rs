@@ -742,8 +742,14 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
                         }
                     }
                 }
+                // Forward jumps lead from one header hole to the next; a forward call
+                // (amd64 http) jumps over code that is reached by the address it pushes.
+                // A jump back closes a loop that nothing falls out of.
                 let forward = instruction.near_branch_target() > ip;
-                at = if instruction.mnemonic() == Mnemonic::Jmp && forward {
+                if instruction.mnemonic() == Mnemonic::Jmp && !forward {
+                    break;
+                }
+                at = if matches!(instruction.mnemonic(), Mnemonic::Jmp | Mnemonic::Call) && forward {
                     (instruction.near_branch_target() - page) as usize
                 } else {
                     at + instruction.len()

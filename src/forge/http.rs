@@ -214,16 +214,15 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
         [pop rsi]
         [mov al, BYTE 41]                     // SYS_socket(AF_INET, SOCK_STREAM, 0)
         [syscall]
-        [xchg eax, edi]                       // rdi: the listening socket; rax: 2
-        [mov ebx, edi]                        // rbx keeps it
+        [xchg eax, edi]                       // rdi: the listening socket; rax: 2 (also
+                                              //   when socket fails)
         [push rdx]                            // struct timeval {1 s, 0 µs}; its first int
         [push BYTE 1]                         //   is SO_REUSEADDR's 1 too (rdx is 0)
         [push rsp]
         [pop r10]
         [mov r8b, BYTE OPTION_LEN as i8]
         [mov dl, BYTE SO_REUSEADDR as i8]
-        [push BYTE 54]                        // SYS_setsockopt
-        [pop rax]
+        [mov al, BYTE 54]                     // SYS_setsockopt: rax is 2, so al will do
         [syscall]
         [mov dl, BYTE SO_RCVTIMEO as i8]
         [mov al, BYTE 54]
@@ -254,14 +253,16 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
     let mut ops = VecAssembler::<X64Relocation>::new(place.next_piece());
     dynasm!(ops
         ; .arch x64
-        ; serve:
-        ; mov edi, ebx
+        ; serve:                              // rdi: the listening socket
         ; xor esi, esi                        // accept(socket, NULL, _): no peer address
         ; push BYTE 43                        // SYS_accept
         ; pop rax
         ; syscall
         ; xchg eax, edi                       // rdi: the connection (a failed accept's
-        ; push rsp                            //   -errno fails each call below harmlessly)
+                                              //   -errno fails each call below harmlessly)
+        ; xchg eax, ebx                       // rbx keeps the listening socket (1 byte; a
+                                              //   mov before the loop would take 2)
+        ; push rsp
         ; pop rsi
     );
     amd64_request_room(&mut ops, response_len);
@@ -292,6 +293,7 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
         ; push BYTE 3                         // SYS_close
         ; pop rax
         ; syscall
+        ; mov edi, ebx
         ; jmp BYTE <serve
     );
     code.push(
@@ -347,8 +349,7 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [pop ecx]
         [mov ax, WORD 359]                    // SYS_socket (direct, not socketcall)
         [int BYTE 0x80u8 as i8]
-        [mov ebp, eax]                        // ebp keeps the listening socket
-        [xchg eax, ebx]                       // ebx: the socket; eax: 2
+        [xchg eax, ebx]                       // ebx: the listening socket; eax: 2
         [push edx]                            // struct timeval {1 s, 0 µs}; its first int
         [push BYTE 1]                         //   is SO_REUSEADDR's 1 too
         [mov esi, esp]
@@ -382,13 +383,15 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
     let mut ops = VecAssembler::<X86Relocation>::new(place.next_piece());
     dynasm!(ops
         ; .arch x86
-        ; serve:
-        ; mov ebx, ebp
+        ; serve:                              // ebx: the listening socket
         ; xor ecx, ecx
         ; mov eax, 364                        // SYS_accept4(socket, NULL, _, 0)
         ; int BYTE 0x80u8 as i8
         ; xchg eax, ebx                       // ebx: the connection (a failed accept's
-        ; mov ecx, esp                        //   -errno fails each call below harmlessly)
+                                              //   -errno fails each call below harmlessly)
+        ; xchg eax, ebp                       // ebp keeps the listening socket (1 byte; a
+                                              //   mov before the loop would take 2)
+        ; mov ecx, esp
     );
     i386_request_room(&mut ops, response_len);
     dynasm!(ops
@@ -419,6 +422,7 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         ; push BYTE 6                         // SYS_close
         ; pop eax
         ; int BYTE 0x80u8 as i8
+        ; mov ebx, ebp
         ; jmp BYTE <serve
     );
     code.push(
