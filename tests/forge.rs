@@ -580,6 +580,30 @@ fn http_answers_a_request_sent_in_pieces_only_after_its_blank_line() {
 }
 
 #[test]
+fn http_gives_up_on_a_silent_client_and_binds_again_at_once_after_a_restart() {
+    let response = http::response(200, "text/plain", b"next\n");
+    for arch in runnable() {
+        let port = free_port();
+        let program = install(&http::program(arch, port, response.as_slice()));
+        let argv = argv(arch, &program.path);
+        for run in ["first", "restarted"] {
+            // The restart binds the port although the first run's connections, which the
+            // server closed first, wait in TIME_WAIT (SO_REUSEADDR).
+            let mut server = Stopped(Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap());
+            wait_for_port(port);
+            let early = server.0.try_wait().unwrap();
+            assert!(early.is_none(), "{arch:?} {run}: the server ended: {early:?}");
+            // A client that connects and sends nothing holds the server for 1 second
+            // (SO_RCVTIMEO), then gets the response; the next client is served after it.
+            let silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            assert_eq!(get(port, b"GET / HTTP/1.0\r\n\r\n"), response, "{arch:?} {run}");
+            drop(silent);
+            assert_exits_0_on_sigterm(&mut server.0, &format!("{arch:?} http, {run}"));
+        }
+    }
+}
+
+#[test]
 fn http_serves_a_response_past_64_kib_and_still_quits_on_sigterm() {
     // Past 64 KiB of file the 386 layout puts the data (response and exits) first.
     let response = http::response(

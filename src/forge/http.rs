@@ -449,9 +449,9 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [movz x8, 198]                        // SYS_socket
         [svc 0]
         [mov x19, x0]                         // the listening socket
-        [movz x9, 1]
-        [stp x9, xzr, [sp, -16]!]             // struct timeval {1 s, 0 µs}; its first int
-        [mov x3, sp]                          //   is SO_REUSEADDR's 1 too
+        [stp x1, xzr, [sp, -16]!]             // struct timeval {1 s, 0 µs} from x1 (1, as
+        [mov x3, sp]                          //   SOCK_STREAM); its first int is SO_REUSEADDR's
+                                              //   1 too
         [movz x4, OPTION_LEN as u32]
         [movz x2, SO_REUSEADDR as u32]
         [movz x8, 208]                        // SYS_setsockopt
