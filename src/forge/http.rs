@@ -13,7 +13,7 @@
 //! The read buffer is 64 KiB of stack that `enter` reserves; a request's headers longer
 //! than that are answered when the buffer is full.
 
-use super::{Arch, Place, arm64_mov32, arm64_mov32_pieces, in_pieces, signal};
+use super::{Arch, Place, arm64_mov32, in_pieces, signal};
 use dynasmrt::{
     DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
 };
@@ -91,27 +91,35 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    // The data: the exits (386 and arm64; amd64's are in its code), then the response.
-    // The code reaches both by address, so the layout may spread it over the headers'
-    // holes.
+    // The data: on arm64 the whole struct sockaddr_in, address 0.0.0.0 (bind reads it
+    // where it lies: an adr and 8 bytes, where building it on the stack takes 16; the
+    // exits after it are the rest of the 20 bytes bind reads); the exits (386 and arm64;
+    // amd64's are in its code); the response. The code reaches them by address, so the
+    // layout may spread it over the headers' holes.
+    let sockaddr = match arch {
+        Arch::Arm64 => u64::from(family_port).to_le_bytes().to_vec(),
+        Arch::Amd64 | Arch::I386 => Vec::new(),
+    };
     let exits = Exits::in_data(arch);
     let exits_code = exits.as_ref().map_or(&[][..], |exits| exits.code.as_slice());
-    let data = [exits_code, response].concat();
+    let data = [&sockaddr, exits_code, response].concat();
     in_pieces(arch, &data, |place| {
+        let exits_at = place.data() + sockaddr.len();
         let at = Addresses {
-            failed: place.data() + exits.as_ref().map_or(0, |exits| exits.failed),
-            quit: place.data() + exits.as_ref().map_or(0, |exits| exits.quit),
-            response: place.data() + exits_code.len(),
+            sockaddr: place.data(),
+            failed: exits_at + exits.as_ref().map_or(0, |exits| exits.failed),
+            quit: exits_at + exits.as_ref().map_or(0, |exits| exits.quit),
+            response: exits_at + exits_code.len(),
         };
         match arch {
             Arch::Amd64 => amd64(place, at.response, family_port, response.len()),
             Arch::I386 => i386(place, &at, family_port, response.len()),
-            Arch::Arm64 => arm64(place, &at, family_port, response.len()),
+            Arch::Arm64 => arm64(place, &at, response.len()),
         }
     })
 }
 
-/// The code at the start of the data on 386 and arm64: exit with the errno of a failed
+/// The code in the data on 386 and arm64 (see [`program`]): exit with the errno of a failed
 /// call (entered at `failed` with -errno in the return register) or with 0 (the SIGTERM
 /// and SIGINT handler, entered at `quit`). Position-independent: it goes wherever the
 /// data goes.
@@ -164,8 +172,11 @@ impl Exits {
     }
 }
 
-/// Where the code's targets are: the exits (see [`Exits`]) and the response.
+/// Where the code's targets are: arm64's struct sockaddr_in, the exits (see [`Exits`]) and
+/// the response.
 struct Addresses {
+    /// arm64 only: its struct sockaddr_in.
+    sockaddr: usize,
     failed: usize,
     quit: usize,
     response: usize,
@@ -432,8 +443,8 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
     code
 }
 
-fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
-    let (failed, quit, response) = (at.failed, at.quit, at.response);
+fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>> {
+    let (sockaddr, failed, quit, response) = (at.sockaddr, at.failed, at.quit, at.response);
     let mut code = pieces!(aarch64, Aarch64Relocation, place;
         [adr x9, extern quit]
         [stp x9, xzr, [sp, -32]!]             // struct sigaction: sa_handler, sa_flags;
@@ -460,15 +471,12 @@ fn arm64(place: &mut Place, at: &Addresses, family_port: u32, response_len: usiz
         [movz x2, SO_RCVTIMEO as u32]
         [svc 0]
     );
-    // struct sockaddr_in: family, port, and address 0.0.0.0 (x9's high half).
-    code.extend(arm64_mov32_pieces(place, 9, family_port));
     code.extend(pieces!(aarch64, Aarch64Relocation, place;
-        [str x9, [sp, -16]!]
         [mov x0, x19]
-        [mov x1, sp]
+        [adr x1, extern sockaddr]             // struct sockaddr_in, in the data
         [movz x8, 200]                        // SYS_bind(socket, address, 20): the length
                                               //   is SO_RCVTIMEO still; past sockaddr_in's 16,
-                                              //   which is all bind needs, lies the stack
+                                              //   which is all bind needs, lie the exits
         [svc 0]
         [cbnz x0, extern failed]
         [mov x0, x19]
