@@ -227,8 +227,9 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
         [syscall]
         [xchg eax, edi]                       // rdi: the listening socket; rax: 2 (also
                                               //   when socket fails)
-        [push rdx]                            // struct timeval {1 s, 0 µs}; its first int
-        [push BYTE 1]                         //   is SO_REUSEADDR's 1 too (rdx is 0)
+        [push rdx]                            // struct timeval {1 s, 0 µs}: rdx is 0, rsi
+        [push rsi]                            //   SOCK_STREAM's 1 (1 byte, push 1's 2); its
+                                              //   first int is SO_REUSEADDR's 1 too
         [push rsp]
         [pop r10]
         [mov r8b, BYTE OPTION_LEN as i8]
@@ -361,8 +362,9 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [mov ax, WORD 359]                    // SYS_socket (direct, not socketcall)
         [int BYTE 0x80u8 as i8]
         [xchg eax, ebx]                       // ebx: the listening socket; eax: 2
-        [push edx]                            // struct timeval {1 s, 0 µs}; its first int
-        [push BYTE 1]                         //   is SO_REUSEADDR's 1 too
+        [push edx]                            // struct timeval {1 s, 0 µs}: edx is 0, ecx
+        [push ecx]                            //   SOCK_STREAM's 1 (1 byte, push 1's 2); its
+                                              //   first int is SO_REUSEADDR's 1 too
         [mov esi, esp]
         [push BYTE OPTION_LEN as i8]
         [pop edi]
