@@ -477,6 +477,59 @@ fn init_forwards_signals_propagates_status_and_reaps_every_zombie() {
     }
 }
 
+/// `command` for `arch`'s program at `path` as nobody (uid and gid 65534, no groups).
+fn as_nobody(arch: Arch, path: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(argv(arch, path))
+        .args(args);
+    command
+}
+
+#[test]
+fn pause_init_and_http_behave_as_nobody() {
+    if !engine("setpriv") {
+        return;
+    }
+    let reserved_ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|start| start.trim().parse::<u16>().ok())
+        .unwrap_or(0);
+    let response = http::response(200, "text/plain", b"nobody\n");
+    for arch in runnable() {
+        let pause = install(&pause::program(arch));
+        let mut paused = Stopped(as_nobody(arch, &pause.path, &[]).spawn().unwrap());
+        wait_until_handling(paused.0.id() as i32, arch);
+        assert_exits_0_on_sigterm(&mut paused.0, &format!("{arch:?} pause as nobody"));
+
+        let init = install(&init::program(arch));
+        let out = output(as_nobody(arch, &init.path, &["/bin/sh", "-c", "id -u; exit 3"]));
+        assert_eq!(
+            (out.stdout.as_slice(), out.status.code()),
+            (&b"65534\n"[..], Some(3)),
+            "{arch:?} init as nobody"
+        );
+
+        let port = free_port();
+        let http = install(&http::program(arch, port, &response));
+        let mut server = Stopped(as_nobody(arch, &http.path, &[]).spawn().unwrap());
+        wait_for_port(port);
+        assert_eq!(
+            get(port, b"GET / HTTP/1.0\r\n\r\n"),
+            response,
+            "{arch:?} http as nobody"
+        );
+        assert_exits_0_on_sigterm(&mut server.0, &format!("{arch:?} http as nobody"));
+        // A port the host reserves for privileged users: the status is EACCES, 13.
+        if reserved_ports > 80 {
+            let privileged = install(&http::program(arch, 80, &response));
+            let out = output(as_nobody(arch, &privileged.path, &[]));
+            assert_eq!(out.status.code(), Some(13), "{arch:?} http on port 80 as nobody");
+        }
+    }
+}
+
 // ---- http ----
 
 fn get(port: u16, request: &[u8]) -> Vec<u8> {
