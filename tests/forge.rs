@@ -260,35 +260,6 @@ fn start_pid1(arch: Arch, path: &Path, args: &[&str]) -> Pid1 {
     pid1
 }
 
-/// `rt_sigtimedwait`'s number for an x86-64 task and for a 32-bit x86 one (qemu-aarch64
-/// runs the arm64 guest's wait as the host's).
-const SIGTIMEDWAIT: [&str; 2] = ["128 ", "177 "];
-
-/// Waits until `pid` catches SIGTERM (bit 15 of its `SigCgt` mask) or waits for it in
-/// `rt_sigtimedwait` (which blocked it first), so that a signal sent now is not dropped.
-/// qemu handles every signal itself from its start, so for arm64 this also waits a
-/// little for the guest to get ready.
-fn wait_until_handling(pid: i32, arch: Arch) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .unwrap_or(0);
-        let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-        if caught & (1 << 14) != 0 || SIGTIMEDWAIT.iter().any(|nr| call.starts_with(nr)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} never got ready for SIGTERM");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    if arch == Arch::Arm64 {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn signal(pid: i32, name: &str) {
     ok(Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()));
 }
@@ -315,7 +286,7 @@ fn stop(mut pid1: Pid1, name: &str) -> (Option<i32>, Duration) {
     (status.code(), sent.elapsed())
 }
 
-/// Promptness is measured by the bench; here "prompt" only has to be far from Docker's
+/// Promptness is measured by `cargo bench --bench stop`; here "prompt" only has to be far from Docker's
 /// 10-second kill timeout, so a loaded machine cannot fail the test.
 const PROMPT: Duration = Duration::from_millis(500);
 

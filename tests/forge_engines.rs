@@ -72,7 +72,7 @@ fn timed_stop(run_args: &str, tag: &str, ready: impl Fn(&str)) -> (Duration, Str
 }
 
 /// Docker's kill timeout is 10 s; a PID 1 that handles SIGTERM stops long before. The
-/// actual latency is reported by the bench, not asserted here.
+/// actual latency is reported by `cargo bench --bench stop`, not asserted here.
 const WELL_UNDER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[test]

@@ -5,19 +5,27 @@
 mod noise;
 #[allow(unused_imports)] // used by some test binaries only
 pub use noise::noise;
+#[path = "../../tests/common/pid1.rs"]
+mod pid1;
+#[allow(unused_imports)] // used by some benchmarks only
+pub use pid1::wait_until_handling;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The median time of `runs` runs of `job`.
 pub fn median(runs: usize, mut job: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed()
-        })
-        .collect();
+    median_measured(runs, || {
+        let start = Instant::now();
+        job();
+        start.elapsed()
+    })
+}
+
+/// The median of `runs` durations that `measure` takes itself (around setup it does not
+/// count).
+pub fn median_measured(runs: usize, mut measure: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..runs).map(|_| measure()).collect();
     times.sort();
     times[runs / 2]
 }

@@ -6,6 +6,9 @@
 mod noise;
 #[allow(unused_imports)] // used by some test binaries only
 pub use noise::noise;
+mod pid1;
+#[allow(unused_imports)] // used by some test binaries only
+pub use pid1::wait_until_handling;
 
 use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
