@@ -10,8 +10,9 @@
 //! wait in TIME_WAIT. If the port cannot be bound, the exit status is the errno: 98
 //! (EADDRINUSE) when it is taken, 13 (EACCES) for a port below 1024 without privilege.
 //!
-//! The read buffer is 64 KiB of stack that `enter` reserves; a request's headers longer
-//! than that are answered when the buffer is full.
+//! The read buffer is 64 KiB of reserved stack; a request's headers longer than that
+//! are answered when the buffer is full. stdin is never read; on arm64 it is closed at
+//! the start, so the listening socket is descriptor 0.
 
 use super::{Arch, Place, arm64_mov32, in_pieces, signal};
 use dynasmrt::{
@@ -448,6 +449,10 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
 fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>> {
     let (sockaddr, failed, quit, response) = (at.sockaddr, at.failed, at.quit, at.response);
     let mut code = pieces!(aarch64, Aarch64Relocation, place;
+        [movz x8, 57]                         // SYS_close(stdin: x0 starts at 0), never read:
+        [svc 0]                               //   socket() below gets descriptor 0, which each
+                                              //   successful call then leaves in x0 (two
+                                              //   instructions where keeping it took five)
         [adr x9, extern quit]
         [stp x9, xzr, [sp, -32]!]             // struct sigaction: sa_handler, sa_flags;
         [mov x1, sp]                          //   sa_restorer and sa_mask: any (unused;
@@ -459,9 +464,8 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
         [svc 0]
         [movz x0, 2]                          // AF_INET
         [movz x1, SOL_SOCKET as u32]          // SOCK_STREAM, and SOL_SOCKET below
-        [movz x8, 198]                        // SYS_socket
+        [movz x8, 198]                        // SYS_socket: x0 is the listening socket, 0
         [svc 0]
-        [mov x19, x0]                         // the listening socket
         [stp x1, xzr, [sp, -16]!]             // struct timeval {1 s, 0 µs} from x1 (1, as
         [mov x3, sp]                          //   SOCK_STREAM); its first int is SO_REUSEADDR's
                                               //   1 too
@@ -469,19 +473,16 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
         [movz x2, SO_REUSEADDR as u32]
         [movz x8, 208]                        // SYS_setsockopt
         [svc 0]
-        [mov x0, x19]
         [movz x2, SO_RCVTIMEO as u32]
         [svc 0]
     );
     code.extend(pieces!(aarch64, Aarch64Relocation, place;
-        [mov x0, x19]
         [adr x1, extern sockaddr]             // struct sockaddr_in, in the data
         [movz x8, 200]                        // SYS_bind(socket, address, 20): the length
                                               //   is SO_RCVTIMEO still; past sockaddr_in's 16,
                                               //   which is all bind needs, lie the exits
         [svc 0]
         [cbnz x0, extern failed]
-        [mov x0, x19]
         [movz x8, 201]                        // SYS_listen; the backlog (x1, an address)
         [svc 0]                               //   is clamped to somaxconn
         [movz x3, MSG_NOSIGNAL as u32]        // sendto's flags
@@ -493,7 +494,8 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
     dynasm!(ops
         ; .arch aarch64
         ; serve:
-        ; mov x0, x19
+        ; mov x0, xzr                         // the listening socket (after a failed accept,
+                                              //   close fails: x0 is not left 0)
         ; mov x1, xzr                         // accept(socket, NULL, _)
         ; movz x8, 202                        // SYS_accept
         ; svc 0
