@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{median_measured, output, run, wait_until_handling};
+use common::{argv, free_port, median_measured, output, run, wait_until_handling, write_exe};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use speck::forge::{Arch, http, init, pause};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,36 +76,21 @@ fn column(arch: Arch) -> String {
 
 /// The command line that runs `program` for `arch`, its files written into `dir`.
 fn program_argv(dir: &Path, arch: Arch, program: &str) -> Vec<String> {
-    let write = |name: &str, bytes: Vec<u8>| -> String {
-        let path = dir.join(format!("{name}-{arch:?}"));
-        write_exe(&path, &bytes);
-        path.display().to_string()
-    };
-    let mut argv = Vec::new();
-    if arch == Arch::Arm64 {
-        argv.push("qemu-aarch64".to_owned());
-    }
+    let write = |name: &str, arch: Arch, bytes: Vec<u8>| write_exe(&dir.join(format!("{name}-{arch:?}")), &bytes);
     match program {
-        "pause" => argv.push(write("pause", pause::program(arch))),
-        "http" => argv.push(write(
-            "http",
-            http::program(arch, free_port(), b"HTTP/1.0 200 OK\r\n\r\n"),
-        )),
+        "pause" => argv(arch, &write("pause", arch, pause::program(arch))),
+        "http" => {
+            let response = b"HTTP/1.0 200 OK\r\n\r\n";
+            argv(arch, &write("http", arch, http::program(arch, free_port(), response)))
+        }
         _ => {
             // The child is the host's pause: init's time is what is measured.
-            argv.push(write("init", init::program(arch)));
-            argv.push(write("pause", pause::program(Arch::Amd64)));
+            let mut argv = argv(arch, &write("init", arch, init::program(arch)));
+            let child = write("pause", Arch::Amd64, pause::program(Arch::Amd64));
+            argv.push(child.display().to_string());
+            argv
         }
     }
-    argv
-}
-
-/// Writes an executable through a child process, so that no descriptor open for writing
-/// is inherited by a program started later (exec would fail with ETXTBSY).
-fn write_exe(path: &Path, bytes: &[u8]) {
-    let staged = path.with_extension("staged");
-    std::fs::write(&staged, bytes).expect("write the program");
-    run(Command::new("install").arg("-m").arg("755").arg(&staged).arg(path));
 }
 
 /// The median time from `signal` to the exit of `argv` run as PID 1, and the exit
@@ -165,11 +150,6 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> Option<i32> {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// Rows of the `docker stop` table that the ratios compare.
@@ -278,11 +258,7 @@ fn speck_image(speck: &str, dir: &Path, arch: Arch, image: &str) -> (Stoppable, 
             Box::new(move || wait_for_answer(port))
         }
         _ => {
-            let file = |name: &str, bytes: Vec<u8>| -> PathBuf {
-                let path = dir.join(format!("docker-{name}-{arch:?}"));
-                write_exe(&path, &bytes);
-                path
-            };
+            let file = |name: &str, bytes: Vec<u8>| write_exe(&dir.join(format!("docker-{name}-{arch:?}")), &bytes);
             let init = file("init", init::program(arch));
             let pause = file("pause", pause::program(arch));
             make.arg("pack")

@@ -5,10 +5,10 @@
 mod noise;
 #[allow(unused_imports)] // used by some test binaries only
 pub use noise::noise;
-#[path = "../../tests/common/pid1.rs"]
-mod pid1;
+#[path = "../../tests/common/programs.rs"]
+mod programs;
 #[allow(unused_imports)] // used by some benchmarks only
-pub use pid1::wait_until_handling;
+pub use programs::{argv, free_port, wait_until_handling, write_exe};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

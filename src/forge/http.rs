@@ -150,11 +150,10 @@ impl Exits {
                 (ops.finalize(), 0, quit)
             }
             Arch::Arm64 => {
+                // The handler sets status 0 and runs on through the errno path: the neg
+                // keeps 0, so no branch skips it.
                 let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
-                dynasm!(ops
-                    ; .arch aarch64
-                    ; movz x0, 0                      // the handler: status 0, which the
-                ); //   neg keeps (no branch past it)
+                dynasm!(ops ; .arch aarch64 ; movz x0, 0); // the handler
                 let failed = ops.offset().0;
                 dynasm!(ops
                     ; .arch aarch64

@@ -6,9 +6,9 @@
 mod noise;
 #[allow(unused_imports)] // used by some test binaries only
 pub use noise::noise;
-mod pid1;
+mod programs;
 #[allow(unused_imports)] // used by some test binaries only
-pub use pid1::wait_until_handling;
+pub use programs::{argv, free_port, wait_until_handling, write_exe};
 
 use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
@@ -114,18 +114,6 @@ pub fn workdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary directory")
 }
 
-/// Writes an executable file. A child process (`install`) writes it: a file this process
-/// held open for writing would be inherited by any test thread's child forked meanwhile,
-/// and exec'ing the file fails with ETXTBSY until that child has exec'd in turn. The
-/// bytes go to a sibling file first, which is never executed.
-pub fn write_exe(path: &Path, bytes: &[u8]) -> PathBuf {
-    let staged = path.with_extension("staged");
-    std::fs::write(&staged, bytes).unwrap();
-    ok(Command::new("install").args(["-m", "755"]).arg(&staged).arg(path));
-    std::fs::remove_file(&staged).unwrap();
-    path.to_path_buf()
-}
-
 /// Compiles a static C program (the stand-in for a user's static binary).
 pub fn static_c_program(dir: &Path, name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
@@ -151,12 +139,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
-
-/// A loopback TCP port nothing listens on (at the time of asking).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A CNCF distribution registry of the test's own, on a free loopback port, with its
 /// storage in a temporary directory; `extra` is YAML added to its config (e.g. `auth:`).
