@@ -69,6 +69,7 @@ fn hello_and_exit_behave_on_every_arch_as_root_and_as_nobody() {
                 (b"one", 1),
                 (b"two", 2),
                 (b"far", 200),
+                (b"nul\0\0\0\0", 0), // the zeros are the loader's, past the file's end
                 (b"", 0),
                 (b"", 1),
                 (b"", 3),
@@ -81,6 +82,8 @@ fn hello_and_exit_behave_on_every_arch_as_root_and_as_nobody() {
                     "{arch:?} {user} --exit {status}"
                 );
             }
+            let trailing_zeros = hello::program(arch, b"nul\0\0\0\0", 0).len();
+            assert_eq!(trailing_zeros, hello::program(arch, b"nul", 0).len(), "{arch:?}");
             for status in [0u8, 1, 42, 255] {
                 let out = run_in_shell(arch, &exit::program(arch, status), "", user);
                 assert_eq!(out.status.code(), Some(status.into()), "{arch:?} exit {status} {user}");
@@ -778,6 +781,16 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
                     Code::Mov_r8_imm8 | Code::Mov_r32_imm32 => registers.set(target, Some(instruction.immediate(1))),
                     Code::Mov_r32_rm32 | Code::Mov_rm32_r32 => {
                         registers.set(target, source.and_then(|r| registers.get(r)))
+                    }
+                    Code::Xchg_r32_EAX | Code::Xchg_rm32_r32
+                        if instruction.op0_kind() == iced_x86::OpKind::Register =>
+                    {
+                        let (first, second) = (
+                            target.and_then(|r| registers.get(r)),
+                            source.and_then(|r| registers.get(r)),
+                        );
+                        registers.set(target, second);
+                        registers.set(source, first);
                     }
                     Code::Inc_r32 | Code::Inc_rm32 => registers.step(target, 1),
                     Code::Dec_r32 | Code::Dec_rm32 => registers.step(target, -1),

@@ -21,13 +21,38 @@
 //!
 //! Code comes in pieces (see [`in_pieces`]) that run through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
-//! headers, a longer one saves what the holes hold.
+//! headers, a longer one saves what the holes hold. The file ends at its last byte that
+//! is not zero: past a file's end, the loader's mapping of its last page reads as zeros.
+//!
+//! Some header bytes are worth reading as data, and this module names them: on 386,
+//! [`ELF32_TAIL`] (a value that costs nothing to load) and [`ELF32_IGNORE_ACTION`] (a
+//! ready-made `struct sigaction`); on arm64, [`ARM64_ENTRY_ACTION`] (one whose handler is
+//! the entry point).
 
 use super::Arch;
 
 /// Where the single segment is mapped on 386 and arm64. At or above 0x10000 so that
 /// hosts with `vm.mmap_min_addr=65536` (the common default) still map it.
 pub const LOAD_ADDRESS: u64 = 0x10000;
+
+/// The ELF32 headers' last four bytes, `e_phentsize` (32) and `e_phnum` (1), as a
+/// little-endian word. A piece that ends with them overlaps them as the way out of the
+/// hole before them (see [`spread`]), so `mov ecx, ELF32_TAIL` costs one byte there, as
+/// the `cmp eax` it replaces does. As an address it lies in the file's first 256 bytes,
+/// every one of which a `mov cl` then points ecx at.
+pub const ELF32_TAIL: u32 = 32 | 1 << 16;
+const _: () = assert!(ELF32_TAIL >> 8 == LOAD_ADDRESS as u32 >> 8);
+
+/// The ELF32 program header's first two words, `p_type` (1) and `p_offset` (0), read as
+/// a `struct sigaction`: handler SIG_IGN, no flags. What follows as its restorer and
+/// mask (`p_vaddr`, `p_paddr`, `p_filesz`) goes unused, as no handler runs.
+pub const ELF32_IGNORE_ACTION: u32 = LOAD_ADDRESS as u32 + 4;
+
+/// The arm64 ELF header from `e_entry` on, read as a `struct sigaction`: its handler is
+/// the entry point; its flags, `e_phoff` (56), hold only bits AArch64 leaves undefined
+/// (the kernel clears them); its restorer and mask (`e_shoff`, `e_flags`.., code in a
+/// hole) go unused, as no flag asks for a restorer and a handler that exits needs no mask.
+pub const ARM64_ENTRY_ACTION: u64 = LOAD_ADDRESS + 24;
 
 /// Where the amd64 layout maps the file: `p_flags` (5) is the high half of `e_entry`.
 const AMD64_LOAD_ADDRESS: u64 = 5 << 32;
@@ -187,13 +212,34 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
     let end = data_at + data.len();
     elf.resize(elf.len().max(end), 0);
     elf[data_at..end].copy_from_slice(data);
+    let end = without_trailing_zeros(arch, &elf);
     match arch {
-        Arch::I386 if end == body_at => elf.truncate(45), // e_phnum's high byte: the loader's zero padding
         Arch::I386 => {}
         Arch::Amd64 => amd64_sizes(&mut elf, end),
         Arch::Arm64 => elf64_sizes(&mut elf, end),
     }
+    elf.truncate(end);
     placed(arch, elf, data_at, offsets)
+}
+
+/// Where the file may end: after its last byte that is not zero, as the loader's
+/// mapping reads zeros past a file's end to the end of its last page (the ELF32 headers'
+/// last byte, `e_phnum`'s high one, comes from the loader's zeroed buffer). Not before
+/// the end of the program header, which the loader reads from the file, and not when the
+/// zeros reach past that page.
+fn without_trailing_zeros(arch: Arch, elf: &[u8]) -> usize {
+    let program_header_end = match arch {
+        Arch::I386 => 4 + 32,
+        Arch::Amd64 => 24 + 56,
+        Arch::Arm64 => ELF64_HEADERS,
+    };
+    let last = elf.iter().rposition(|&byte| byte != 0).map_or(0, |at| at + 1);
+    let end = last.max(program_header_end);
+    if elf.len() <= end.next_multiple_of(4096) {
+        end
+    } else {
+        elf.len()
+    }
 }
 
 /// Turns file offsets into the addresses they are mapped at.
@@ -218,10 +264,20 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
         let onward = hole.onward.filter(|&(_, to)| to == next).map(|(bytes, _)| bytes);
         let onward_len = onward.map_or(jump_len(arch), <[u8]>::len);
         let mut at = hole.at;
+        let mut overlapped = false;
         while let Some((piece, after)) = rest.split_first() {
             // Room to go on is needed unless everything left fits here.
             let all_fit = at + rest.iter().map(|p| p.len()).sum::<usize>() <= hole.end;
             if !all_fit && at + piece.len() + onward_len > hole.end {
+                // A piece that ends with the bytes the way onward would swallow takes
+                // its place, overlapping them.
+                if let Some(start) = onward.and(overlap_start(elf, hole, next, at, piece)) {
+                    fill_with_nops(arch, elf, at, start);
+                    elf[start..next].copy_from_slice(piece);
+                    offsets.push(start);
+                    rest = after;
+                    overlapped = true;
+                }
                 break;
             }
             elf[at..at + piece.len()].copy_from_slice(piece);
@@ -233,11 +289,10 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
             return offsets;
         }
         match onward {
+            _ if overlapped => {}
             Some(onward) => {
                 let from = hole.end - onward.len();
-                for slot in (at..from).step_by(nop(arch).len()) {
-                    elf[slot..slot + nop(arch).len()].copy_from_slice(nop(arch));
-                }
+                fill_with_nops(arch, elf, at, from);
                 elf[from..hole.end].copy_from_slice(onward);
             }
             None => write_jump(arch, elf, at, next),
@@ -253,6 +308,20 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
         at += piece.len();
     }
     offsets
+}
+
+/// Where `piece` starts if it may end at `next`, overlapping the header bytes between
+/// `hole` and `next` (it ends with them), its other bytes in the hole from `at` on.
+fn overlap_start(elf: &[u8], hole: &Hole, next: usize, at: usize, piece: &[u8]) -> Option<usize> {
+    let fixed = &elf[hole.end..next];
+    let start = next.checked_sub(piece.len())?;
+    (piece.len() > fixed.len() && piece.ends_with(fixed) && start >= at).then_some(start)
+}
+
+fn fill_with_nops(arch: Arch, elf: &mut [u8], from: usize, to: usize) {
+    for slot in (from..to).step_by(nop(arch).len()) {
+        elf[slot..slot + nop(arch).len()].copy_from_slice(nop(arch));
+    }
 }
 
 /// The room a jump onward takes: x86 `jmp rel8` (every hole is less than 127 bytes
@@ -453,6 +522,62 @@ mod tests {
             80,
             "the headers end at 80"
         );
+    }
+
+    #[test]
+    fn trailing_zeros_are_left_to_the_loader_within_the_last_page() {
+        for arch in Arch::ALL {
+            let code = pieces(arch, 40);
+            let end = |data: &[u8]| in_pieces(arch, data, &code).elf.len();
+            let without = end(b"ab");
+            assert_eq!(end(b"ab\0\0\0"), without, "{arch:?}");
+            assert_eq!(end(b"\0\0"), without - 2, "{arch:?}: data of zeros only");
+            // Zeros reaching past the page that the last other byte is in stay.
+            let long = [&[1u8][..], &[0; 5000]].concat();
+            assert_eq!(end(&long), without - 2 + long.len(), "{arch:?}");
+        }
+        // Never into the program header, which the loader reads from the file; 386's
+        // headers end where e_phnum's 1 is, its high byte the loader's zero.
+        for (arch, headers) in [(Arch::I386, 45), (Arch::Amd64, 80), (Arch::Arm64, 112)] {
+            assert_eq!(in_pieces(arch, &[0; 64], &[]).elf.len(), headers, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn a_piece_ending_with_the_bytes_after_the_elf32_hole_overlaps_them() {
+        let tail = [&[0xb9][..], &ELF32_TAIL.to_le_bytes()].concat(); // mov ecx, ELF32_TAIL
+        let code = [pieces(Arch::I386, 7), vec![tail.clone(), vec![0xcc]]].concat();
+        let placed = in_pieces(Arch::I386, &[], &code);
+        assert_eq!(
+            &placed.elf[32..46],
+            &[[0x90; 7].as_slice(), &[0x90, 0x90], &tail].concat()
+        );
+        assert_eq!(placed.pieces[7], LOAD_ADDRESS + 41, "the way out is the piece");
+        assert_eq!(placed.pieces[8], LOAD_ADDRESS + 46);
+        assert_eq!(placed.elf.len(), 47);
+        // When the hole is full up to its way out, the piece still fits as that way out;
+        // when it is not next, the way out is cmp eax and the piece follows the headers.
+        let full = [pieces(Arch::I386, 9), vec![tail.clone()]].concat();
+        assert_eq!(in_pieces(Arch::I386, &[], &full).pieces[9], LOAD_ADDRESS + 41);
+        let late = [pieces(Arch::I386, 10), vec![tail.clone()]].concat();
+        let placed = in_pieces(Arch::I386, &[], &late);
+        assert_eq!((placed.elf[41], placed.pieces[10]), (0x3d, LOAD_ADDRESS + 47));
+    }
+
+    #[test]
+    fn the_header_words_programs_read_hold_what_they_are_named_for() {
+        let elf32 = in_pieces(Arch::I386, &[], &pieces(Arch::I386, 20)).elf;
+        let at = |address: u32| (address - LOAD_ADDRESS as u32) as usize;
+        assert_eq!(&elf32[42..46], ELF32_TAIL.to_le_bytes(), "e_phentsize, e_phnum");
+        let action = &elf32[at(ELF32_IGNORE_ACTION)..at(ELF32_IGNORE_ACTION) + 8];
+        assert_eq!(action, [1, 0, 0, 0, 0, 0, 0, 0], "SIG_IGN, no flags");
+        let arm64 = in_pieces(Arch::Arm64, &[], &pieces(Arch::Arm64, 20)).elf;
+        let word = |at: u64| u64::from_le_bytes(arm64[at as usize..at as usize + 8].try_into().unwrap());
+        let action = ARM64_ENTRY_ACTION - LOAD_ADDRESS;
+        assert_eq!(word(action), kernel_elf::read(&arm64).unwrap().entry, "the handler");
+        // AArch64's flags: SA_NOCLDSTOP.. SA_SIGINFO (0x7), SA_UNSUPPORTED, SA_EXPOSE_TAGBITS
+        // (0xc00), SA_ONSTACK.. SA_RESETHAND (0xdc000000).
+        assert_eq!(word(action + 8) & 0xdc00_0c07, 0, "flags no kernel acts on");
     }
 
     /// `count` one-byte x86 `nop`s, or `count` AArch64 `nop`s, as pieces.

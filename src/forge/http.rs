@@ -14,7 +14,7 @@
 //! are answered when the buffer is full. stdin is never read; on arm64 it is closed at
 //! the start, so the listening socket is descriptor 0.
 
-use super::{Arch, Place, arm64_mov32, in_pieces, signal};
+use super::{Arch, Place, arm64_mov32, elf, in_pieces, near_tail, signal};
 use dynasmrt::{
     DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
 };
@@ -92,22 +92,23 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    // The data: on arm64 the whole struct sockaddr_in, address 0.0.0.0 (bind reads it
-    // where it lies: an adr and 8 bytes, where building it on the stack takes 16; the
-    // exits after it are the rest of the 20 bytes bind reads); the exits (386 and arm64;
-    // amd64's are in its code); the response. The code reaches them by address, so the
-    // layout may spread it over the headers' holes.
+    // The data: the exits (386 and arm64; amd64's are in its code); the response; on
+    // arm64 the whole struct sockaddr_in, address 0.0.0.0, and 4 more zeros, as bind
+    // reads 20 bytes (it reads the struct where it lies: an adr and the 4 bytes that are
+    // not zero, as a file's trailing zeros are the loader's (see `elf`), where building
+    // it on the stack takes 16). The code reaches them by address, so the layout may
+    // spread it over the headers' holes.
     let sockaddr = match arch {
-        Arch::Arm64 => u64::from(family_port).to_le_bytes().to_vec(),
+        Arch::Arm64 => [family_port.to_le_bytes().as_slice(), &[0; 16]].concat(),
         Arch::Amd64 | Arch::I386 => Vec::new(),
     };
     let exits = Exits::in_data(arch);
     let exits_code = exits.as_ref().map_or(&[][..], |exits| exits.code.as_slice());
-    let data = [&sockaddr, exits_code, response].concat();
+    let data = [exits_code, response, &sockaddr].concat();
     in_pieces(arch, &data, |place| {
-        let exits_at = place.data() + sockaddr.len();
+        let exits_at = place.data();
         let at = Addresses {
-            sockaddr: place.data(),
+            sockaddr: exits_at + exits_code.len() + response.len(),
             failed: exits_at + exits.as_ref().map_or(0, |exits| exits.failed),
             quit: exits_at + exits.as_ref().map_or(0, |exits| exits.quit),
             response: exits_at + exits_code.len(),
@@ -341,16 +342,17 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [push BYTE 8]                         // sizeof(sigset_t)
         [pop esi]
         [mov bl, BYTE signal::PIPE as i8]     // ebx starts at 0: its low byte will do
-        [push edx]                            // struct sigaction: sa_flags 0 (edx starts
-        [push BYTE signal::IGNORE as i8]      //   at 0), sa_handler SIG_IGN, for SIGPIPE
-                                              //   first; above them, sa_restorer and sa_mask
-                                              //   are what the stack holds: unused, as no
-                                              //   flag asks for a restorer and the handler
-                                              //   exits
-        [mov ecx, esp]
+        [mov ecx, elf::ELF32_TAIL as i32]     // free as the hole's way out; then ecx points
+        [mov cl, BYTE near_tail(elf::ELF32_IGNORE_ACTION as usize)] // at the headers'
+                                              //   SIG_IGN action, for SIGPIPE first
         [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction: eax is 0 at start and
         [int BYTE 0x80u8 as i8]               //   after each success, so al will do
-        [mov DWORD [ecx], quit as i32]        // the same struct, now with the quit handler
+        [push edx]                            // struct sigaction: sa_flags 0 (edx starts at
+        [mov cl, BYTE near_tail(quit)]        //   0), sa_handler quit (ecx is 0x100..: 3
+        [push ecx]                            //   bytes, push imm32's 5); sa_restorer and
+        [mov ecx, esp]                        //   sa_mask, above, are what the stack holds:
+                                              //   unused, as no flag asks for a restorer
+                                              //   and the handler exits
         [mov bl, BYTE signal::TERM as i8]
         [mov al, BYTE 174u8 as i8]
         [int BYTE 0x80u8 as i8]
@@ -448,14 +450,15 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
 fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>> {
     let (sockaddr, failed, quit, response) = (at.sockaddr, at.failed, at.quit, at.response);
     let mut code = pieces!(aarch64, Aarch64Relocation, place;
+        [cbnz x0, extern quit]                // the entry is the handler too (see
+                                              //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
+                                              //   a handler the signal's number
         [movz x8, 57]                         // SYS_close(stdin: x0 starts at 0), never read:
         [svc 0]                               //   socket() below gets descriptor 0, which each
                                               //   successful call then leaves in x0 (two
                                               //   instructions where keeping it took five)
-        [adr x9, extern quit]
-        [stp x9, xzr, [sp, -32]!]             // struct sigaction: sa_handler, sa_flags;
-        [mov x1, sp]                          //   sa_restorer and sa_mask: any (unused;
-        [movz x3, 8]                          //   the mask blocks only during the handler)
+        [adr x1, extern elf::ARM64_ENTRY_ACTION as usize] // the action (one instruction,
+        [movz x3, 8]                          //   where building it on the stack takes three)
         [movz x8, 134]                        // SYS_rt_sigaction (preserves x1..x3 and x8;
         [movz x0, signal::TERM as u32]        //   x2, the old action, starts at 0)
         [svc 0]
@@ -479,7 +482,7 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
         [adr x1, extern sockaddr]             // struct sockaddr_in, in the data
         [movz x8, 200]                        // SYS_bind(socket, address, 20): the length
                                               //   is SO_RCVTIMEO still; past sockaddr_in's 16,
-                                              //   which is all bind needs, lie the exits
+                                              //   which is all bind needs, lie zeros
         [svc 0]
         [cbnz x0, extern failed]
         [movz x8, 201]                        // SYS_listen; the backlog (x1, an address)

@@ -6,10 +6,11 @@
 //! alone (x86-64 r12, x86 ebp, AArch64 x19), so the forwarding handler needs no
 //! writable memory. The routines reached by address (the signal restorer and handler,
 //! the child's exec, the exits) lead the data; the parent's code comes in pieces that the
-//! layout spreads over the headers' holes. Handlers use `SA_RESTART`, so the `wait4`
-//! they interrupt simply continues.
+//! layout spreads over the headers' holes. On x86, handlers use `SA_RESTART`, so the
+//! `wait4` they interrupt simply continues; on arm64 the entry is the handler too (see
+//! `elf::ARM64_ENTRY_ACTION`), with no flags, and an interrupted `wait4` is made again.
 
-use super::{Arch, Place, in_pieces, signal};
+use super::{Arch, Place, elf, in_pieces, near_tail, signal};
 use dynasmrt::{
     DynasmApi, DynasmLabelApi, VecAssembler, aarch64::Aarch64Relocation, dynasm, x64::X64Relocation, x86::X86Relocation,
 };
@@ -41,14 +42,15 @@ pub fn program(arch: Arch) -> Vec<u8> {
         match arch {
             Arch::Amd64 => amd64(place, restorer, handler, child, failed),
             Arch::I386 => i386(place, restorer, handler, child, failed),
-            Arch::Arm64 => arm64(place, restorer, handler, child, failed),
+            Arch::Arm64 => arm64(place, handler, child, failed),
         }
     })
 }
 
 /// The routines the parent reaches by address, position-independent, in the data: the
-/// signal restorer (at 0), the forwarding handler, the child's exec of the command, and
-/// exit 1 for a failed fork.
+/// signal restorer (at 0; x86 only), the child's exec of the command, exit 1 for a failed
+/// fork (these two first after the restorer, so that short jumps reach them from before
+/// the data), and the forwarding handler.
 struct Routines {
     code: Vec<u8>,
     handler: usize,
@@ -73,16 +75,6 @@ impl Routines {
             ; pop rax
             ; syscall
         );
-        let handler = ops.offset().0;
-        dynasm!(ops
-            ; .arch x64
-            ; mov esi, edi                    // handler(signo in edi): kill(child, signo)
-            ; mov edi, r12d
-            ; push BYTE 62                    // SYS_kill
-            ; pop rax
-            ; syscall
-            ; ret                             // to the restorer
-        );
         let child = ops.offset().0;
         dynasm!(ops
             ; .arch x64
@@ -105,6 +97,16 @@ impl Routines {
             ; pop rax
             ; syscall
         );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch x64
+            ; mov esi, edi                    // handler(signo in edi): kill(child, signo)
+            ; mov edi, r12d
+            ; push BYTE 62                    // SYS_kill
+            ; pop rax
+            ; syscall
+            ; ret                             // to the restorer
+        );
         Self::done(ops.finalize(), handler, child, failed)
     }
 
@@ -115,16 +117,6 @@ impl Routines {
             ; xor eax, eax                    // where a handler returns to:
             ; mov al, BYTE 173u8 as i8        //   SYS_rt_sigreturn
             ; int BYTE 0x80u8 as i8
-        );
-        let handler = ops.offset().0;
-        dynasm!(ops
-            ; .arch x86
-            ; xchg eax, ecx                   // handler(signo in eax, as rt signal frames
-            ; mov ebx, ebp                    //   set it): kill(child, signo)
-            ; push BYTE 37                    // SYS_kill
-            ; pop eax
-            ; int BYTE 0x80u8 as i8
-            ; ret
         );
         let child = ops.offset().0;
         dynasm!(ops
@@ -148,25 +140,22 @@ impl Routines {
             ; pop eax
             ; int BYTE 0x80u8 as i8
         );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch x86
+            ; xchg eax, ecx                   // handler(signo in eax, as rt signal frames
+            ; mov ebx, ebp                    //   set it): kill(child, signo)
+            ; push BYTE 37                    // SYS_kill
+            ; pop eax
+            ; int BYTE 0x80u8 as i8
+            ; ret
+        );
         Self::done(ops.finalize(), handler, child, failed)
     }
 
+    /// No restorer: the handler returns through the kernel's.
     fn arm64() -> Self {
         let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
-        dynasm!(ops
-            ; .arch aarch64
-            ; movz x8, 139                    // where a handler returns to: SYS_rt_sigreturn
-            ; svc 0
-        );
-        let handler = ops.offset().0;
-        dynasm!(ops
-            ; .arch aarch64
-            ; mov x1, x0                      // handler(signo in x0): kill(child, signo)
-            ; mov x0, x19
-            ; movz x8, 129                    // SYS_kill
-            ; svc 0
-            ; ret                             // x30: the restorer
-        );
         let child = ops.offset().0;
         dynasm!(ops
             ; .arch aarch64
@@ -186,6 +175,15 @@ impl Routines {
             ; exit:
             ; movz x8, 93                     // SYS_exit
             ; svc 0
+        );
+        let handler = ops.offset().0;
+        dynasm!(ops
+            ; .arch aarch64
+            ; mov x1, x0                      // handler(signo in x0): kill(child, signo)
+            ; mov x0, x19
+            ; movz x8, 129                    // SYS_kill
+            ; svc 0
+            ; ret                             // x30: the kernel's rt_sigreturn
         );
         Self::done(ops.finalize(), handler, child, failed)
     }
@@ -217,8 +215,8 @@ fn amd64(place: &mut Place, restorer: usize, handler: usize, child: usize, faile
         [push rsp]
         [pop rsi]
         [syscall]
-        [test eax, eax ; jz extern child]
-        [js extern failed]
+        [test eax, eax ; jz BYTE extern child]
+        [js BYTE extern failed]
         [xchg r12d, eax]                      // the child's pid, for the handler
     );
     for signo in FORWARDED {
@@ -259,14 +257,16 @@ fn i386(place: &mut Place, restorer: usize, handler: usize, child: usize, failed
         [push edx]                            // sa_mask (8 bytes)
         [push restorer as i32]
         [mov al, BYTE 2]                      // (SYS_fork)
+        [mov ecx, elf::ELF32_TAIL as i32]     // free as the hole's way out
         [push signal::SA_RESTORER | signal::SA_RESTART | signal::SA_SIGINFO]
-        [push handler as i32]
+        [mov cl, BYTE near_tail(handler)]     // ecx is 0x100..: 3 bytes, push imm32's 5
+        [push ecx]
         [mov ecx, esp]
         [push BYTE 8]
         [pop esi]
         [int BYTE 0x80u8 as i8]
-        [test eax, eax ; jz extern child]
-        [js extern failed]
+        [test eax, eax ; jz BYTE extern child]
+        [js BYTE extern failed]
         [xchg eax, ebp]
     );
     for signo in FORWARDED {
@@ -299,29 +299,28 @@ fn i386(place: &mut Place, restorer: usize, handler: usize, child: usize, failed
     code
 }
 
-fn arm64(place: &mut Place, restorer: usize, handler: usize, child: usize, failed: usize) -> Vec<Vec<u8>> {
-    let flags = (signal::SA_RESTORER | signal::SA_RESTART) as u32;
+fn arm64(place: &mut Place, handler: usize, child: usize, failed: usize) -> Vec<Vec<u8>> {
     let mut code = pieces!(aarch64, Aarch64Relocation, place;
+        [cbnz x0, extern handler]             // the entry is the handler too (see
+                                              //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
+                                              //   a handler the signal's number
         [movz x0, signal::CHLD as u32]        // clone(SIGCHLD, 0, 0, 0, 0): a fork; x1..x4
         [movz x8, 220]                        //   start at 0
         [svc 0]
         [cbz x0, extern child]
         [tbnz x0, 63, extern failed]
         [mov x19, x0]
-        [adr x9, extern handler]
-        [movz x10, flags >> 16, lsl 16]
-        [adr x11, extern restorer]
-        [stp x11, xzr, [sp, -32]!]            // sa_restorer, sa_mask
-        [stp x9, x10, [sp, -16]!]             // sa_handler, sa_flags
-        [mov x1, sp]
-        [movz x3, 8]
-        [movz x8, 134]                        // SYS_rt_sigaction
+        [adr x1, extern elf::ARM64_ENTRY_ACTION as usize] // no SA_RESTART: wait4 fails
+        [movz x3, 8]                          //   with EINTR and is made again; no
+        [movz x8, 134]                        //   SA_RESTORER: the handler returns through the
+                                              //   kernel's (vDSO) rt_sigreturn. SYS_rt_sigaction
     );
     for signo in FORWARDED {
         code.extend(pieces!(aarch64, Aarch64Relocation, place; [movz x0, signo as u32] [svc 0]));
     }
     code.extend(pieces!(aarch64, Aarch64Relocation, place;
-        [mov x3, xzr]
+        [mov x1, sp]                          // wait4(any child, status on the stack,
+        [mov x3, xzr]                         //   options 0 (x2), rusage none)
         [movz x8, 260]                        // SYS_wait4
         [wait:
         ; movn x0, 0

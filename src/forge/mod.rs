@@ -143,6 +143,20 @@ fn arm64_mov32(ops: &mut dynasmrt::VecAssembler<dynasmrt::aarch64::Aarch64Reloca
     }
 }
 
+/// The low byte of `address`, which `mov cl` makes ecx's once ecx holds
+/// [`elf::ELF32_TAIL`] (386): `address` must lie in the file's first 256 bytes.
+///
+/// # Panics
+/// If it does not; every 386 program's data starts well before that.
+fn near_tail(address: usize) -> i8 {
+    assert_eq!(
+        address >> 8,
+        elf::ELF32_TAIL as usize >> 8,
+        "{address:#x} is past the file's first 256 bytes"
+    );
+    address as i8
+}
+
 /// Signal numbers (the same on x86, x86-64 and AArch64) and `sigaction` flags.
 mod signal {
     pub const HUP: i32 = 1;

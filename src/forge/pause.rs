@@ -9,7 +9,7 @@
 //! stop and continue, a cgroup freeze and thaw: `docker pause`) starts again. The code
 //! refers to no address, so it comes in pieces the layout spreads over the headers.
 
-use super::{Arch, Place, in_pieces, signal};
+use super::{Arch, Place, elf, in_pieces, near_tail, signal};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// The `sigset_t` of the signals that end pause.
@@ -17,7 +17,13 @@ const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    in_pieces(arch, &[], |place| match arch {
+    // On 386 the set is the data, its zeros past the file's end (see `elf`).
+    let data = match arch {
+        Arch::I386 => u64::from(ENDING).to_le_bytes().to_vec(),
+        Arch::Arm64 => arm64_data(),
+        Arch::Amd64 => Vec::new(),
+    };
+    in_pieces(arch, &data, |place| match arch {
         Arch::Amd64 => amd64(place),
         Arch::I386 => i386(place),
         Arch::Arm64 => arm64(place),
@@ -55,23 +61,22 @@ fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
 }
 
 fn i386(place: &mut Place) -> Vec<Vec<u8>> {
+    let set = place.data();
     pieces!(x86, X86Relocation, place;
         [push BYTE 8]                         // sizeof(sigset_t)
         [pop esi]
-        [push edx]                            // the set: its high half 0 (edx starts at 0),
-        [push DWORD ENDING as i32]            //   and the ending signals
-        [mov ecx, esp]
-        [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
-        [int BYTE 0x80u8 as i8]               //   ebx starts; eax starts at 0; edx, the old set, is 0
-        [push edx]                            // struct sigaction: sa_handler SIG_DFL (1 byte,
-        [mov ecx, esp]                        //   SIG_IGN's push takes 2) over the set, which
-        [mov bl, BYTE signal::CHLD as i8]     //   gives sa_flags ENDING: SA_NOCLDWAIT (2), so the
-        [mov al, BYTE 174u8 as i8]            //   kernel reaps children, and a bit it clears;
-        [int BYTE 0x80u8 as i8]               //   restorer 0, mask unused. ebx is 0: its low
-                                              //   byte will do. SYS_rt_sigaction (not the legacy
-                                              //   sigaction); eax is 0 after success
-        [lea ebx, [ecx + 4]]                  // rt_sigtimedwait(the set; info: written over
-        [wait:                                //   the action; no timeout; 8). eax is 0 here
+        [mov bl, BYTE signal::CHLD as i8]     // ebx starts at 0: its low byte will do
+        [mov al, BYTE 174u8 as i8]            // SYS_rt_sigaction (not the legacy sigaction);
+                                              //   eax starts at 0
+        [mov ecx, elf::ELF32_TAIL as i32]     // free as the hole's way out; then ecx points
+        [mov cl, BYTE near_tail(elf::ELF32_IGNORE_ACTION as usize)] // at the headers' SIG_IGN
+        [int BYTE 0x80u8 as i8]               //   action (2 bytes, where one on the stack takes 3)
+        [xchg eax, ebx]                       // ebx: 0, SIG_BLOCK (eax is 0 after success)
+        [mov cl, BYTE near_tail(set)]          // the set, in the data
+        [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask; edx, the old set, is 0
+        [int BYTE 0x80u8 as i8]
+        [xchg ebx, ecx]                       // rt_sigtimedwait(the set; info: none, as ebx
+        [wait:                                //   was 0; no timeout; 8). eax is 0 here
         ; mov al, BYTE 177u8 as i8            // SYS_rt_sigtimedwait
         ; int BYTE 0x80u8 as i8
         ; neg eax                             // -EINTR (woken without one of them) turns 4,
@@ -84,31 +89,45 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
 }
 
 fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
+    let (quit, ignore) = (place.data(), place.data() + ARM64_QUIT_LEN);
     pieces!(aarch64, Aarch64Relocation, place;
-        [movz x9, ENDING]
-        [stp x9, xzr, [sp, -16]!]             // the set: the ending signals, none above 32
-        [mov x1, sp]
+        [cbnz x0, extern quit]                // the entry is the handler too (see
+                                              //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
+                                              //   a handler the signal's number
+        [adr x1, extern elf::ARM64_ENTRY_ACTION as usize]
         [movz x3, 8]                          // sizeof(sigset_t)
-        [movz x8, 135]                        // SYS_rt_sigprocmask, first: SIG_BLOCK is 0, as
-        [svc 0]                               //   x0 starts; x2, the old set, starts at 0
-        [movz x9, signal::IGNORE as u32]      // struct sigaction 8 bytes below the set, x1
-        [str x9, [x1, -8]!]                   //   moving there (one instruction): sa_handler
-                                              //   SIG_IGN (SIG_DFL with SA_NOCLDWAIT alone leaves
-                                              //   zombies under qemu-user, which drops the flag),
-                                              //   sa_flags the set's ENDING (SA_NOCLDWAIT and a
-                                              //   bit the kernel clears),
-                                              //   restorer 0. Below sp, where nothing else
-                                              //   writes: no handler, so no signal frame
-        [movz x0, signal::CHLD as u32]
-        [movz x8, 134]                        // SYS_rt_sigaction(SIGCHLD, action, old: x2 0, 8)
+        [movz x8, 134]                        // SYS_rt_sigaction(signal, action, old: x2 0, 8)
+        [movz x0, signal::TERM as u32]
         [svc 0]
-        [movz x8, 137]                        // SYS_rt_sigtimedwait(the set, info: written over
-        [wait:                                //   the action, no timeout, 8)
-        ; mov x0, sp
-        ; svc 0
-        ; tbnz x0, 63, <wait]                 // -EINTR: woken without one of them
-        [movz x0, 0]
-        [movz x8, 93]                         // SYS_exit(0)
+        [movz x0, signal::INT as u32]
         [svc 0]
+        [adr x1, extern ignore]               // SIGCHLD: SIG_IGN (SA_NOCLDWAIT alone leaves
+        [movz x0, signal::CHLD as u32]        //   zombies under qemu-user, which drops the
+        [svc 0]                               //   flag)
+        [movz x8, 72]                         // SYS_pselect6(0, _, NULL, _, NULL, NULL): no
+        [svc 0]                               //   descriptors (the sets are not read), no
+                                              //   timeout, sleeps until a handler runs. It
+                                              //   never returns (with no handler to run, the
+                                              //   kernel restarts it); if it did, it runs on
+                                              //   into quit, the data's start
     )
 }
+
+/// The data on arm64: the handler's exit, then a `struct sigaction` with SIG_IGN, its
+/// other fields zeros past the file's end (see `elf`).
+fn arm64_data() -> Vec<u8> {
+    let mut ops = dynasmrt::VecAssembler::<Aarch64Relocation>::new(0);
+    dynasmrt::dynasm!(ops
+        ; .arch aarch64
+        ; movz x0, 0                          // quit: exit(0)
+        ; movz x8, 93
+        ; svc 0
+    );
+    let mut data = ops.finalize().expect("no labels");
+    debug_assert_eq!(data.len(), ARM64_QUIT_LEN);
+    data.extend(u64::from(signal::IGNORE as u32).to_le_bytes());
+    data
+}
+
+/// Bytes of the exit at the start of the arm64 data.
+const ARM64_QUIT_LEN: usize = 12;
