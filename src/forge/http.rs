@@ -335,7 +335,8 @@ fn i386_request_room(ops: &mut VecAssembler<X86Relocation>, response_len: usize)
 }
 
 fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize) -> Vec<Vec<u8>> {
-    let (failed, quit, response) = (at.failed, at.quit, at.response);
+    let (failed, quit) = (at.failed, at.quit);
+    assert_eq!(at.response - quit, 7, "the response follows quit's 7 bytes");
     // In an order that fills the headers' hole (9 bytes).
     let mut code = pieces!(x86, X86Relocation, place;
         [enter WORD 0xffffu16 as i16, BYTE 0] // 64 KiB of stack for requests (4 bytes)
@@ -350,9 +351,13 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [push edx]                            // struct sigaction: sa_flags 0 (edx starts at
         [mov cl, BYTE near_tail(quit)]        //   0), sa_handler quit (ecx is 0x100..: 3
         [push ecx]                            //   bytes, push imm32's 5); sa_restorer and
-        [mov ecx, esp]                        //   sa_mask, above, are what the stack holds:
-                                              //   unused, as no flag asks for a restorer
-                                              //   and the handler exits
+        [mov edi, ecx]                        //   sa_mask, above, are what the stack holds:
+        [mov ecx, esp]                        //   unused, as no flag asks for a restorer
+                                              //   and the handler exits. edi: quit's address,
+                                              //   setsockopt's option length too (any of at
+                                              //   least a timeval's will do), and near the
+                                              //   response (2 bytes, and a 3-byte lea in the
+                                              //   loop where mov takes 5)
         [mov bl, BYTE signal::TERM as i8]
         [mov al, BYTE 174u8 as i8]
         [int BYTE 0x80u8 as i8]
@@ -368,8 +373,6 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         [push ecx]                            //   SOCK_STREAM's 1 (1 byte, push 1's 2); its
                                               //   first int is SO_REUSEADDR's 1 too
         [mov esi, esp]
-        [push BYTE OPTION_LEN as i8]
-        [pop edi]
         [mov dl, BYTE SO_REUSEADDR as i8]
         [mov ax, WORD 366]                    // SYS_setsockopt
         [int BYTE 0x80u8 as i8]
@@ -421,8 +424,8 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
         ; sub edx, eax
         ; cmp WORD [ecx - 3], BLANK_LINE      // the blank line that ends the headers?
         ; jne BYTE <read
-        ; respond:
-        ; mov ecx, response as i32
+        ; respond:                            // the response, 7 bytes past quit: a literal
+        ; lea ecx, [edi + 7]                  //   displacement, which dynasm encodes in 1 byte
     );
     if response_len < 0x80 {
         dynasm!(ops ; .arch x86 ; push BYTE response_len as i8 ; pop edx); // 3 bytes, mov's 5

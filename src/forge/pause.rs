@@ -1,13 +1,15 @@
 //! `pause`: sleeps without using CPU until SIGTERM or SIGINT, then exits 0, also as
 //! PID 1. Orphans that the container's PID 1 inherits are reaped by the kernel: SIGCHLD's
-//! action has `SA_NOCLDWAIT` (on arm64 it is SIG_IGN as well, since qemu-user does not
-//! pass `SA_NOCLDWAIT` on to the kernel).
+//! action is SIG_IGN, or on amd64 SIG_DFL with `SA_NOCLDWAIT` (qemu-user, which runs
+//! the arm64 program here, does not pass `SA_NOCLDWAIT` on to the kernel).
 //!
-//! No signal handler: SIGTERM and SIGINT are blocked, then taken with
+//! On x86 there is no signal handler: SIGTERM and SIGINT are blocked, then taken with
 //! `rt_sigtimedwait`. A blocked signal waits as pending even for PID 1, which otherwise
 //! drops every signal it has no handler for. A wait that ends without one of them (a
-//! stop and continue, a cgroup freeze and thaw: `docker pause`) starts again. The code
-//! refers to no address, so it comes in pieces the layout spreads over the headers.
+//! stop and continue, a cgroup freeze and thaw: `docker pause`) starts again. On arm64
+//! the entry point is the handler too (see `elf::ARM64_ENTRY_ACTION`), and `pselect6`
+//! sleeps: with no handler to run, the kernel restarts it after a stop or a freeze. The
+//! code comes in pieces the layout spreads over the headers.
 
 use super::{Arch, Place, elf, in_pieces, near_tail, signal};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
@@ -17,16 +19,21 @@ const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    // On 386 the set is the data, its zeros past the file's end (see `elf`).
+    // The data, its zeros past the file's end (see `elf`): on 386 the set; on arm64 the
+    // handler's exit, then SIGCHLD's action.
     let data = match arch {
         Arch::I386 => u64::from(ENDING).to_le_bytes().to_vec(),
-        Arch::Arm64 => arm64_data(),
+        Arch::Arm64 => [arm64_quit(), u64::from(signal::IGNORE as u32).to_le_bytes().to_vec()].concat(),
         Arch::Amd64 => Vec::new(),
     };
+    let last_word = data.len().saturating_sub(8);
     in_pieces(arch, &data, |place| match arch {
         Arch::Amd64 => amd64(place),
         Arch::I386 => i386(place),
-        Arch::Arm64 => arm64(place),
+        Arch::Arm64 => {
+            let (quit, ignore) = (place.data(), place.data() + last_word);
+            arm64(place, quit, ignore)
+        }
     })
 }
 
@@ -88,8 +95,8 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
     )
 }
 
-fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
-    let (quit, ignore) = (place.data(), place.data() + ARM64_QUIT_LEN);
+/// `quit` is the handler's exit; `ignore`, SIGCHLD's action (SIG_IGN).
+fn arm64(place: &mut Place, quit: usize, ignore: usize) -> Vec<Vec<u8>> {
     pieces!(aarch64, Aarch64Relocation, place;
         [cbnz x0, extern quit]                // the entry is the handler too (see
                                               //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
@@ -113,21 +120,14 @@ fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
     )
 }
 
-/// The data on arm64: the handler's exit, then a `struct sigaction` with SIG_IGN, its
-/// other fields zeros past the file's end (see `elf`).
-fn arm64_data() -> Vec<u8> {
+/// The handler's exit, in the arm64 data.
+fn arm64_quit() -> Vec<u8> {
     let mut ops = dynasmrt::VecAssembler::<Aarch64Relocation>::new(0);
     dynasmrt::dynasm!(ops
         ; .arch aarch64
-        ; movz x0, 0                          // quit: exit(0)
+        ; movz x0, 0                          // exit(0)
         ; movz x8, 93
         ; svc 0
     );
-    let mut data = ops.finalize().expect("no labels");
-    debug_assert_eq!(data.len(), ARM64_QUIT_LEN);
-    data.extend(u64::from(signal::IGNORE as u32).to_le_bytes());
-    data
+    ops.finalize().expect("no labels")
 }
-
-/// Bytes of the exit at the start of the arm64 data.
-const ARM64_QUIT_LEN: usize = 12;
