@@ -50,8 +50,9 @@ pub const ELF32_IGNORE_ACTION: u32 = LOAD_ADDRESS as u32 + 4;
 
 /// The arm64 ELF header from `e_entry` on, read as a `struct sigaction`: its handler is
 /// the entry point; its flags, `e_phoff` (56), hold only bits AArch64 leaves undefined
-/// (the kernel clears them); its restorer and mask (`e_shoff`, `e_flags`.., code in a
-/// hole) go unused, as no flag asks for a restorer and a handler that exits needs no mask.
+/// (the kernel clears them); its restorer (`e_shoff`, code in a hole) goes unused, as no
+/// flag asks for one, and its mask (`e_flags`.., code and header) only holds signals
+/// back while the handler runs.
 pub const ARM64_ENTRY_ACTION: u64 = LOAD_ADDRESS + 24;
 
 /// Where the amd64 layout maps the file: `p_flags` (5) is the high half of `e_entry`.
