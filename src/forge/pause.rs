@@ -26,13 +26,12 @@ pub fn program(arch: Arch) -> Vec<u8> {
         Arch::Arm64 => [arm64_quit(), u64::from(signal::IGNORE as u32).to_le_bytes().to_vec()].concat(),
         Arch::Amd64 => Vec::new(),
     };
-    let last_word = data.len().saturating_sub(8);
     in_pieces(arch, &data, |place| match arch {
         Arch::Amd64 => amd64(place),
         Arch::I386 => i386(place),
         Arch::Arm64 => {
-            let (quit, ignore) = (place.data(), place.data() + last_word);
-            arm64(place, quit, ignore)
+            let quit = place.data();
+            arm64(place, quit, quit + data.len() - 8)
         }
     })
 }
@@ -79,7 +78,7 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
         [mov cl, BYTE near_tail(elf::ELF32_IGNORE_ACTION as usize)] // at the headers' SIG_IGN
         [int BYTE 0x80u8 as i8]               //   action (2 bytes, where one on the stack takes 3)
         [xchg eax, ebx]                       // ebx: 0, SIG_BLOCK (eax is 0 after success)
-        [mov cl, BYTE near_tail(set)]          // the set, in the data
+        [mov cl, BYTE near_tail(set)]         // the set, in the data
         [mov al, BYTE 175u8 as i8]            // SYS_rt_sigprocmask; edx, the old set, is 0
         [int BYTE 0x80u8 as i8]
         [xchg ebx, ecx]                       // rt_sigtimedwait(the set; info: none, as ebx
