@@ -10,7 +10,8 @@
 //! - **amd64** (see [`amd64_headers`]): the program header starts at byte 24, so headers
 //!   end at byte 80 and the body starts at 72, over the unchecked `p_align`. Execution
 //!   starts at file offset 1, where "ELF" reads as REX prefixes to the first piece of
-//!   code, at byte 4. 72 bytes.
+//!   code, at byte 4. 72 bytes. A program's final `syscall` may be the header's own, two
+//!   bytes of the segment's size (see [`AMD64_HEADER_SYSCALL`]).
 //! - **arm64** (qemu-safe ELF64): the program header starts 8 bytes before the
 //!   end of the ELF header. Those 8 bytes are `e_phnum`, `e_shentsize`, `e_shnum` and
 //!   `e_shstrndx`; as the start of the program header they read `p_type = 1` (so
@@ -109,6 +110,22 @@ const AMD64_HOLES: [Hole; 3] = [
     },
 ];
 
+/// x86-64's `syscall`.
+const SYSCALL: &[u8] = &[0x0f, 0x05];
+
+/// Where the amd64 header can hold a program's final `syscall`: the third and fourth
+/// bytes of `p_filesz`, entered from the third hole through `cmp eax, imm32` (3d), whose
+/// immediate swallows `e_phentsize` and `e_phnum`. The segment's size is then
+/// [`AMD64_SYSCALL_SEGMENT`]; the bytes after the `syscall` never run, as exit does not
+/// return.
+const AMD64_HEADER_SYSCALL: usize = 58;
+
+/// `p_filesz` (and `p_memsz`) whose bytes at [`AMD64_HEADER_SYSCALL`] are `syscall`:
+/// 81 MiB of address space, of which the process touches the file's one page. A program
+/// still runs under `ulimit -v 100000` (97.6 MiB).
+const AMD64_SYSCALL_SEGMENT: u64 = 1 | 0x050f << 16;
+const _: () = assert!(AMD64_SYSCALL_SEGMENT >> 16 == 0x050f && SYSCALL[0] == 0x0f && SYSCALL[1] == 0x05);
+
 /// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]), left into code
 /// right after the headers through `cmp eax, imm32` (3d), whose immediate swallows
 /// `e_phentsize` and `e_phnum` and which changes nothing but flags.
@@ -171,7 +188,10 @@ pub struct Placed {
 /// fit following the headers, then `data`. A piece may refer to the data, to itself and
 /// to other pieces by address, absolute or relative, so the caller assembles the pieces again for the
 /// addresses returned; each piece must keep its length (see `forge::in_pieces`).
-pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
+///
+/// On amd64, with [`Ending::MayBeInHeader`], a program whose last piece is a lone
+/// `syscall` ends in the header's instead when that makes the file shorter.
+pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending) -> Placed {
     let code: usize = pieces.iter().map(Vec::len).sum();
     if arch == Arch::I386 && ELF32_HEADERS + code + data.len() > LOAD_ADDRESS as usize + ELF32_HOLES[0].at {
         // e_entry is p_filesz too: only an entry more than 64 KiB into the file maps a
@@ -184,43 +204,124 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
         });
         return placed(arch, elf, ELF32_HEADERS, offsets.collect());
     }
-    let mut elf = match arch {
-        Arch::Amd64 => amd64_headers(),
-        Arch::I386 => elf32(&[], ELF32_HOLES[0].at),
-        Arch::Arm64 => arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64),
-    };
-    let body_at = headers_len(arch);
     let mut all: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
     let mut leading_nops = 0;
     while arch == Arch::Amd64 && !fits_amd64_entry(&all.concat()) {
         all.insert(0, nop(arch));
         leading_nops += 1;
     }
-    let holes: &[Hole] = match arch {
-        Arch::Amd64 => &AMD64_HOLES,
-        Arch::I386 => &ELF32_HOLES,
-        Arch::Arm64 => &ARM64_HOLES,
+    let chained = chained(arch, &all);
+    let in_header = (ending == Ending::MayBeInHeader).then(|| amd64_exit_in_header(arch, &all));
+    let mut code = match in_header.flatten() {
+        Some(other) if other.end < chained.end => other,
+        _ => chained,
     };
-    let mut offsets = spread(arch, &mut elf, holes, body_at, &all);
-    offsets.drain(..leading_nops);
-    let data_at = offsets
-        .iter()
-        .zip(pieces)
-        .map(|(at, piece)| at + piece.len())
-        .filter(|&end| end > body_at)
-        .max()
-        .unwrap_or(body_at);
+    code.offsets.drain(..leading_nops);
+    let Code {
+        mut elf,
+        offsets,
+        end: data_at,
+        exit_in_header,
+    } = code;
     let end = data_at + data.len();
     elf.resize(elf.len().max(end), 0);
     elf[data_at..end].copy_from_slice(data);
     let end = without_trailing_zeros(arch, &elf);
     match arch {
         Arch::I386 => {}
-        Arch::Amd64 => amd64_sizes(&mut elf, end),
+        Arch::Amd64 if exit_in_header => amd64_segment(&mut elf, end, AMD64_SYSCALL_SEGMENT),
+        Arch::Amd64 => amd64_segment(&mut elf, end, amd64_filesz(end)),
         Arch::Arm64 => elf64_sizes(&mut elf, end),
     }
     elf.truncate(end);
     placed(arch, elf, data_at, offsets)
+}
+
+/// Where a program's last `syscall` may be: a choice on amd64 only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// In the code, so the segment is no larger than the file needs: for programs that
+    /// keep running.
+    InCode,
+    /// In the header when that makes the file shorter (see [`AMD64_HEADER_SYSCALL`]): a
+    /// byte or two for 81 MiB of address space, which a program that exits at once can
+    /// spare.
+    MayBeInHeader,
+}
+
+/// Headers with code laid out in them, before the data.
+struct Code {
+    elf: Vec<u8>,
+    /// The file offset of each piece.
+    offsets: Vec<usize>,
+    /// Where the code ends and the data may start: past the headers at least.
+    end: usize,
+    /// amd64: the code ends in the header's `syscall` (see [`AMD64_HEADER_SYSCALL`]).
+    exit_in_header: bool,
+}
+
+/// The usual layout: the pieces run through the holes in order, then on into the body.
+fn chained(arch: Arch, pieces: &[&[u8]]) -> Code {
+    let (mut elf, holes): (_, &[Hole]) = match arch {
+        Arch::Amd64 => (amd64_headers(), &AMD64_HOLES),
+        Arch::I386 => (elf32(&[], ELF32_HOLES[0].at), &ELF32_HOLES),
+        Arch::Arm64 => (arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64), &ARM64_HOLES),
+    };
+    let offsets = spread(arch, &mut elf, holes, headers_len(arch), pieces);
+    let end = code_end(arch, &offsets, pieces);
+    Code {
+        elf,
+        offsets,
+        end,
+        exit_in_header: false,
+    }
+}
+
+/// Where the data may start after `pieces` placed at `offsets`: past the last one in the
+/// body, or where the body starts.
+fn code_end(arch: Arch, offsets: &[usize], pieces: &[&[u8]]) -> usize {
+    let body_at = headers_len(arch);
+    let ends = offsets.iter().zip(pieces).map(|(at, piece)| at + piece.len());
+    ends.filter(|&end| end > body_at).max().unwrap_or(body_at)
+}
+
+/// The amd64 layout that ends in the header's `syscall` (see [`AMD64_HEADER_SYSCALL`]),
+/// when the last piece is a lone `syscall` (a program's exit). The pieces before it that
+/// fit wait in the third hole, ahead of its way out; the others run through the first
+/// two holes and the body, which jumps back to them.
+fn amd64_exit_in_header(arch: Arch, pieces: &[&[u8]]) -> Option<Code> {
+    let (last, before) = pieces.split_last()?;
+    if arch != Arch::Amd64 || *last != SYSCALL {
+        return None;
+    }
+    let hole = &AMD64_HOLES[2];
+    let way_out = hole.end - 1;
+    let mut split = before.len();
+    while split > 0 && before[split - 1..].iter().map(|p| p.len()).sum::<usize>() <= way_out - hole.at {
+        split -= 1;
+    }
+    let (head, tail) = before.split_at(split);
+    let mut elf = amd64_headers();
+    let jump = [0xeb, 0]; // room for the jump to the tail, written once it is placed
+    let chain: Vec<&[u8]> = head.iter().copied().chain([&jump[..]]).collect();
+    let mut offsets = spread(arch, &mut elf, &AMD64_HOLES[..2], AMD64_HEADERS, &chain);
+    let jump_at = offsets.pop().expect("the jump is placed");
+    let end = code_end(arch, &offsets, head).max(jump_at + jump.len());
+    let mut at = way_out - tail.iter().map(|p| p.len()).sum::<usize>();
+    write_jump(arch, &mut elf, jump_at, at);
+    for piece in tail {
+        elf[at..at + piece.len()].copy_from_slice(piece);
+        offsets.push(at);
+        at += piece.len();
+    }
+    elf[way_out] = 0x3d; // cmp eax, imm32: e_phentsize and e_phnum
+    offsets.push(AMD64_HEADER_SYSCALL);
+    Some(Code {
+        elf,
+        offsets,
+        end: end.max(AMD64_HEADERS),
+        exit_in_header: true,
+    })
 }
 
 /// Where the file may end: after its last byte that is not zero, as the loader's
@@ -339,13 +440,14 @@ fn nop(arch: Arch) -> &'static [u8] {
     }
 }
 
-/// A forward jump at `from` to `to`: x86 `jmp rel8`, AArch64 `b`.
+/// A jump at `from` to `to`: x86 `jmp rel8`, AArch64 `b`.
 fn write_jump(arch: Arch, elf: &mut [u8], from: usize, to: usize) {
+    let distance = to as isize - from as isize;
     if arch == Arch::Arm64 {
-        let branch = 0x1400_0000 | ((to - from) / 4) as u32;
+        let branch = 0x1400_0000 | (distance / 4) as u32 & 0x03ff_ffff;
         elf[from..from + 4].copy_from_slice(&branch.to_le_bytes());
     } else {
-        let near = i8::try_from(to - from - 2).expect("holes are near what follows them");
+        let near = i8::try_from(distance - 2).expect("holes are near the code they join");
         elf[from..from + 2].copy_from_slice(&[0xeb, near as u8]);
     }
 }
@@ -367,7 +469,8 @@ const AMD64_HEADERS: usize = 72;
 /// 40  p_vaddr = 5 << 32 | 24          | e_shoff (unchecked); congruent to p_offset
 ///                                       modulo the page size, as mmap needs
 /// 48  p_paddr (unchecked)             | e_flags, e_ehsize, e_phentsize = 56 at 54
-/// 56  p_filesz = 1 + 65536 k          | e_phnum = 1 at 56, then e_shentsize.. (unchecked)
+/// 56  p_filesz = 1 + 65536 k          | e_phnum = 1 at 56, then e_shentsize.. (unchecked);
+///                                       k = 0x050f makes bytes 58..60 a `syscall`
 /// 64  p_memsz = p_filesz: no zero-filled tail
 /// 72  p_align (unchecked for ET_EXEC) = the body's first bytes
 /// ```
@@ -380,21 +483,26 @@ fn amd64_headers() -> Vec<u8> {
     set(32, 24); // e_phoff = p_offset
     set(40, AMD64_LOAD_ADDRESS | 24); // p_vaddr
     set(48, 56 << 48); // e_phentsize
-    amd64_sizes(&mut elf, 80);
+    amd64_segment(&mut elf, 80, amd64_filesz(80));
     elf
 }
 
-/// Sets the amd64 segment's sizes for a file of `file_size` bytes (at least the 80 of
-/// the headers), growing it to that size.
-fn amd64_sizes(elf: &mut Vec<u8>, file_size: usize) {
-    let file_size = file_size.max(80);
-    elf.resize(file_size, 0);
+/// The smallest amd64 segment size that maps a file of `file_size` bytes: `1 + 65536 k`,
+/// as its low 16 bits are `e_phnum` (1).
+fn amd64_filesz(file_size: usize) -> u64 {
     // The segment maps whole pages from file offset 0: k grows until they cover the file.
     let covered = |k: u64| (24 + 1 + 65536 * k).next_multiple_of(4096);
     let k = (0..)
         .find(|&k| covered(k) >= file_size as u64)
         .expect("some k covers any file");
-    let filesz = 1 + 65536 * k;
+    1 + 65536 * k
+}
+
+/// Sets the amd64 segment's sizes to `filesz` for a file of `file_size` bytes (at least
+/// the 80 of the headers), growing it to that size.
+fn amd64_segment(elf: &mut Vec<u8>, file_size: usize, filesz: u64) {
+    assert!(filesz >= amd64_filesz(file_size), "the segment covers the file");
+    elf.resize(file_size.max(80), 0);
     elf[56..64].copy_from_slice(&filesz.to_le_bytes()); // p_filesz; low 16 bits: e_phnum = 1
     elf[64..72].copy_from_slice(&filesz.to_le_bytes()); // p_memsz
 }
@@ -494,7 +602,7 @@ mod tests {
         for arch in Arch::ALL {
             for data_len in [0, 30, 100_000] {
                 let code = pieces(arch, 40);
-                let placed = in_pieces(arch, &vec![0xcc; data_len], &code);
+                let placed = laid_out(arch, &vec![0xcc; data_len], &code);
                 let elf = &placed.elf;
                 let view = kernel_elf::read(elf).unwrap();
                 assert_eq!(view.machine, arch.elf_machine(), "{arch:?}");
@@ -519,7 +627,7 @@ mod tests {
             }
         }
         assert_eq!(
-            in_pieces(Arch::Amd64, &[], &pieces(Arch::Amd64, 3)).elf.len(),
+            laid_out(Arch::Amd64, &[], &pieces(Arch::Amd64, 3)).elf.len(),
             80,
             "the headers end at 80"
         );
@@ -529,7 +637,7 @@ mod tests {
     fn trailing_zeros_are_left_to_the_loader_within_the_last_page() {
         for arch in Arch::ALL {
             let code = pieces(arch, 40);
-            let end = |data: &[u8]| in_pieces(arch, data, &code).elf.len();
+            let end = |data: &[u8]| laid_out(arch, data, &code).elf.len();
             let without = end(b"ab");
             assert_eq!(end(b"ab\0\0\0"), without, "{arch:?}");
             assert_eq!(end(b"\0\0"), without - 2, "{arch:?}: data of zeros only");
@@ -540,7 +648,7 @@ mod tests {
         // Never into the program header, which the loader reads from the file; 386's
         // headers end where e_phnum's 1 is, its high byte the loader's zero.
         for (arch, headers) in [(Arch::I386, 45), (Arch::Amd64, 80), (Arch::Arm64, 112)] {
-            assert_eq!(in_pieces(arch, &[0; 64], &[]).elf.len(), headers, "{arch:?}");
+            assert_eq!(laid_out(arch, &[0; 64], &[]).elf.len(), headers, "{arch:?}");
         }
     }
 
@@ -548,7 +656,7 @@ mod tests {
     fn a_piece_ending_with_the_bytes_after_the_elf32_hole_overlaps_them() {
         let tail = [&[0xb9][..], &ELF32_TAIL.to_le_bytes()].concat(); // mov ecx, ELF32_TAIL
         let code = [pieces(Arch::I386, 7), vec![tail.clone(), vec![0xcc]]].concat();
-        let placed = in_pieces(Arch::I386, &[], &code);
+        let placed = laid_out(Arch::I386, &[], &code);
         assert_eq!(
             &placed.elf[32..46],
             &[[0x90; 7].as_slice(), &[0x90, 0x90], &tail].concat()
@@ -559,26 +667,68 @@ mod tests {
         // When the hole is full up to its way out, the piece still fits as that way out;
         // when it is not next, the way out is cmp eax and the piece follows the headers.
         let full = [pieces(Arch::I386, 9), vec![tail.clone()]].concat();
-        assert_eq!(in_pieces(Arch::I386, &[], &full).pieces[9], LOAD_ADDRESS + 41);
+        assert_eq!(laid_out(Arch::I386, &[], &full).pieces[9], LOAD_ADDRESS + 41);
         let late = [pieces(Arch::I386, 10), vec![tail.clone()]].concat();
-        let placed = in_pieces(Arch::I386, &[], &late);
+        let placed = laid_out(Arch::I386, &[], &late);
         assert_eq!((placed.elf[41], placed.pieces[10]), (0x3d, LOAD_ADDRESS + 47));
     }
 
     #[test]
+    fn an_amd64_program_ending_in_a_lone_syscall_may_end_in_the_headers() {
+        // 20 one-byte pieces, one of 2 and 3 of 1, then the exit's syscall. Ending in the
+        // header, the third hole takes the last 5 bytes before the syscall, and the body
+        // the 7 pieces the first two holes do not, then a jump back to them.
+        let mut code = pieces(Arch::Amd64, 20);
+        code.extend([vec![0x50, 0x58], vec![0x90], vec![0x90], vec![0x90], SYSCALL.to_vec()]);
+        let placed = in_pieces(Arch::Amd64, b"data", &code, Ending::MayBeInHeader);
+        let elf = &placed.elf;
+        let at = |piece: usize| (placed.pieces[piece] - AMD64_LOAD_ADDRESS) as usize;
+        assert_eq!(
+            &elf[48..60],
+            &[0x50, 0x58, 0x90, 0x90, 0x90, 0x3d, 56, 0, 1, 0, 0x0f, 0x05]
+        );
+        assert_eq!(
+            (at(12), at(13), at(19)),
+            (21, 72, 78),
+            "the body takes what the holes do not"
+        );
+        assert_eq!(&elf[79..81], &[0xeb, (48i8 - 81) as u8], "and jumps back to the tail");
+        assert_eq!((at(20), at(23), at(24)), (48, 52, AMD64_HEADER_SYSCALL));
+        assert_eq!(&elf[81..], b"data");
+        let load = &kernel_elf::read(elf).unwrap().segments[0];
+        assert_eq!(
+            (load.filesz, load.memsz),
+            (AMD64_SYSCALL_SEGMENT, AMD64_SYSCALL_SEGMENT)
+        );
+        // With its syscall in the code, the file is a byte longer, the segment one page.
+        let in_code = laid_out(Arch::Amd64, b"data", &code).elf;
+        assert_eq!((in_code.len(), &in_code[80..82]), (elf.len() + 1, SYSCALL));
+        assert_eq!(kernel_elf::read(&in_code).unwrap().segments[0].filesz, 1);
+        // Nor in the header when that is no shorter: the holes hold a whole short program.
+        let short = [pieces(Arch::Amd64, 5), vec![SYSCALL.to_vec()]].concat();
+        let elf = in_pieces(Arch::Amd64, &[], &short, Ending::MayBeInHeader).elf;
+        assert_eq!(kernel_elf::read(&elf).unwrap().segments[0].filesz, 1);
+    }
+
+    #[test]
     fn the_header_words_programs_read_hold_what_they_are_named_for() {
-        let elf32 = in_pieces(Arch::I386, &[], &pieces(Arch::I386, 20)).elf;
+        let elf32 = laid_out(Arch::I386, &[], &pieces(Arch::I386, 20)).elf;
         let at = |address: u32| (address - LOAD_ADDRESS as u32) as usize;
         assert_eq!(&elf32[42..46], ELF32_TAIL.to_le_bytes(), "e_phentsize, e_phnum");
         let action = &elf32[at(ELF32_IGNORE_ACTION)..at(ELF32_IGNORE_ACTION) + 8];
         assert_eq!(action, [1, 0, 0, 0, 0, 0, 0, 0], "SIG_IGN, no flags");
-        let arm64 = in_pieces(Arch::Arm64, &[], &pieces(Arch::Arm64, 20)).elf;
+        let arm64 = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 20)).elf;
         let word = |at: u64| u64::from_le_bytes(arm64[at as usize..at as usize + 8].try_into().unwrap());
         let action = ARM64_ENTRY_ACTION - LOAD_ADDRESS;
         assert_eq!(word(action), kernel_elf::read(&arm64).unwrap().entry, "the handler");
         // AArch64's flags: SA_NOCLDSTOP.. SA_SIGINFO (0x7), SA_UNSUPPORTED, SA_EXPOSE_TAGBITS
         // (0xc00), SA_ONSTACK.. SA_RESETHAND (0xdc000000).
         assert_eq!(word(action + 8) & 0xdc00_0c07, 0, "flags no kernel acts on");
+    }
+
+    /// [`in_pieces`] with the last `syscall` in the code.
+    fn laid_out(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
+        in_pieces(arch, data, pieces, Ending::InCode)
     }
 
     /// `count` one-byte x86 `nop`s, or `count` AArch64 `nop`s, as pieces.
@@ -595,13 +745,9 @@ mod tests {
             (Arch::Amd64, 19, 17, 80),
             (Arch::Arm64, 6, 6, 112),
         ] {
-            assert_eq!(
-                in_pieces(arch, &[], &pieces(arch, alone)).elf.len(),
-                headers,
-                "{arch:?}"
-            );
+            assert_eq!(laid_out(arch, &[], &pieces(arch, alone)).elf.len(), headers, "{arch:?}");
             let piece = nop(arch).len();
-            let placed = in_pieces(arch, b"data", &pieces(arch, followed + 20));
+            let placed = laid_out(arch, b"data", &pieces(arch, followed + 20));
             let (elf, body_at) = (&placed.elf, headers_len(arch));
             assert_eq!(elf.len(), body_at + 20 * piece + 4, "{arch:?}");
             assert_eq!(&elf[elf.len() - 4..], b"data", "{arch:?}: the data follows the code");
@@ -620,26 +766,26 @@ mod tests {
 
     #[test]
     fn holes_are_chained_by_jumps_and_fixed_fields_swallowed() {
-        let elf = in_pieces(Arch::Amd64, &[], &pieces(Arch::Amd64, 30)).elf;
+        let elf = laid_out(Arch::Amd64, &[], &pieces(Arch::Amd64, 30)).elf;
         assert_eq!(&elf[4..15], &[0x90; 11]);
         assert_eq!(elf[15], 0xb9, "mov ecx, imm32 over e_type and e_machine");
         assert_eq!(&elf[20..24], &[0x90, 0x90, 0xeb, 48 - 24]);
         assert_eq!(&elf[48..54], &[0x90, 0x90, 0x90, 0x90, 0xeb, (72 - 54) as u8]);
         assert_eq!(elf[54], 56, "e_phentsize untouched");
         // An instruction "ELF" would change as REX prefixes gets a nop before it.
-        let placed = in_pieces(Arch::Amd64, &[], &[vec![0x31, 0xff]]);
+        let placed = laid_out(Arch::Amd64, &[], &[vec![0x31, 0xff]]);
         assert_eq!(&placed.elf[4..7], &[0x90, 0x31, 0xff]);
         assert_eq!(placed.pieces, [AMD64_LOAD_ADDRESS + 5]);
         // Nor may code make EI_DATA say big-endian.
-        let elf = in_pieces(Arch::Amd64, &[], &[vec![0x68, 2, 0, 0, 0]]).elf;
+        let elf = laid_out(Arch::Amd64, &[], &[vec![0x68, 2, 0, 0, 0]]).elf;
         assert_eq!(&elf[4..7], &[0x90, 0x68, 2]);
-        let elf = in_pieces(Arch::I386, &[], &pieces(Arch::I386, 12)).elf;
+        let elf = laid_out(Arch::I386, &[], &pieces(Arch::I386, 12)).elf;
         assert_eq!(
             &elf[32..42],
             &[0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x3d]
         );
         assert_eq!(&elf[42..45], &[32, 0, 1], "cmp eax, imm32 over e_phentsize and e_phnum");
-        let elf = in_pieces(Arch::Arm64, &[], &pieces(Arch::Arm64, 7)).elf;
+        let elf = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 7)).elf;
         let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
         assert_eq!(word(12), 0x1400_0000 | ((40 - 12) / 4), "b to the second hole");
         assert_eq!(kernel_elf::read(&elf).unwrap().entry, LOAD_ADDRESS + 8);

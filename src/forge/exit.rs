@@ -1,11 +1,11 @@
 //! `exit N`: exits with status N at once.
 
-use super::{Arch, Place, in_pieces};
+use super::{Arch, Place, elf, in_pieces};
 use dynasmrt::{DynasmApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// A static program for `arch` that exits with `status`.
 pub fn program(arch: Arch, status: u8) -> Vec<u8> {
-    in_pieces(arch, &[], |place| match arch {
+    in_pieces(arch, &[], elf::Ending::MayBeInHeader, |place| match arch {
         Arch::Amd64 => amd64(place, status),
         Arch::I386 => i386(place, status),
         Arch::Arm64 => arm64(place, status),

@@ -8,7 +8,7 @@
 //! Start registers are zero on all three architectures (see [`super`]); the code relies
 //! on that where a comment says so.
 
-use super::{Arch, Place, arm64_mov32_pieces, in_pieces};
+use super::{Arch, Place, arm64_mov32_pieces, elf, in_pieces};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};
 
 /// Largest message (and `http` response), far past the 64 KiB programs must handle: a
@@ -25,7 +25,7 @@ pub fn program(arch: Arch, message: &[u8], status: u8) -> Vec<u8> {
     // The message is the data; the code refers to nothing else, so the layout may spread
     // it over the headers' holes.
     let len = message.len() as u32;
-    in_pieces(arch, message, |place| match arch {
+    in_pieces(arch, message, elf::Ending::MayBeInHeader, |place| match arch {
         Arch::Amd64 => amd64(place, len, status),
         Arch::I386 => i386(place, len, status),
         Arch::Arm64 => arm64(place, len, status),

@@ -26,7 +26,7 @@ pub fn program(arch: Arch) -> Vec<u8> {
         Arch::Arm64 => [arm64_quit(), u64::from(signal::IGNORE as u32).to_le_bytes().to_vec()].concat(),
         Arch::Amd64 => Vec::new(),
     };
-    in_pieces(arch, &data, |place| match arch {
+    in_pieces(arch, &data, elf::Ending::InCode, |place| match arch {
         Arch::Amd64 => amd64(place),
         Arch::I386 => i386(place),
         Arch::Arm64 => {
