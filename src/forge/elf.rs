@@ -27,8 +27,8 @@
 //!
 //! Some header bytes are worth reading as data, and this module names them: on 386,
 //! [`ELF32_TAIL`] (a value that costs nothing to load) and [`ELF32_IGNORE_ACTION`] (a
-//! ready-made `struct sigaction`); on arm64, [`ARM64_ENTRY_ACTION`] (one whose handler is
-//! the entry point).
+//! ready-made `struct sigaction`); on arm64, [`ARM64_IGNORE_ACTION`] (another) and
+//! [`ARM64_ENTRY_ACTION`] (one whose handler is the entry point).
 
 use super::Arch;
 
@@ -48,6 +48,12 @@ const _: () = assert!(ELF32_TAIL >> 8 == LOAD_ADDRESS as u32 >> 8);
 /// a `struct sigaction`: handler SIG_IGN, no flags. What follows as its restorer and
 /// mask (`p_vaddr`, `p_paddr`, `p_filesz`) goes unused, as no handler runs.
 pub const ELF32_IGNORE_ACTION: u32 = LOAD_ADDRESS as u32 + 4;
+
+/// The arm64 program header from `p_offset` (1) on, read as a `struct sigaction`:
+/// handler SIG_IGN; flags `p_vaddr`, the load address plus 1: SA_NOCLDSTOP and a bit
+/// AArch64 leaves undefined (the kernel clears it); restorer and mask (`p_paddr`, code
+/// in a hole, and `p_filesz`) unused, as no handler runs.
+pub const ARM64_IGNORE_ACTION: u64 = LOAD_ADDRESS + 64;
 
 /// The arm64 ELF header from `e_entry` on, read as a `struct sigaction`: its handler is
 /// the entry point; its flags, `e_phoff` (56), hold only bits AArch64 leaves undefined
@@ -525,8 +531,11 @@ fn arm64_headers(entry: u64) -> Vec<u8> {
     put(&mut elf, 2, 56); // e_phentsize
     put(&mut elf, 4, 1); // p_type = PT_LOAD  | e_phnum = 1, e_shentsize = 0
     put(&mut elf, 4, 5); // p_flags = R + X   | e_shnum = 5, e_shstrndx = 0
-    put(&mut elf, 8, 0); // p_offset: map the file from its first byte ...
-    put(&mut elf, 8, LOAD_ADDRESS); // p_vaddr: ... at the load address
+    // The file's first page at the load address, described from its second byte: mmap
+    // maps from the page start all the same, and the 1 makes the word a SIG_IGN (see
+    // ARM64_IGNORE_ACTION).
+    put(&mut elf, 8, 1); // p_offset
+    put(&mut elf, 8, LOAD_ADDRESS + 1); // p_vaddr
     put(&mut elf, 8, LOAD_ADDRESS); // p_paddr
     put(&mut elf, 8, 0); // p_filesz, p_memsz: see elf64_sizes
     put(&mut elf, 8, 0);
@@ -536,11 +545,12 @@ fn arm64_headers(entry: u64) -> Vec<u8> {
     elf
 }
 
-/// Sets `p_filesz` and `p_memsz` to the file's size: nothing beyond the file, no huge
-/// mapping.
+/// Sets `p_filesz` and `p_memsz` to what follows `p_offset` (1) in the file: nothing
+/// beyond the file, no huge mapping.
 fn elf64_sizes(elf: &mut [u8], file_size: usize) {
-    elf[88..96].copy_from_slice(&(file_size as u64).to_le_bytes());
-    elf[96..104].copy_from_slice(&(file_size as u64).to_le_bytes());
+    let size = file_size as u64 - 1;
+    elf[88..96].copy_from_slice(&size.to_le_bytes());
+    elf[96..104].copy_from_slice(&size.to_le_bytes());
 }
 
 /// Bytes of the ELF32 layout before the body: through `e_phnum`.
@@ -719,6 +729,13 @@ mod tests {
         assert_eq!(action, [1, 0, 0, 0, 0, 0, 0, 0], "SIG_IGN, no flags");
         let arm64 = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 20)).elf;
         let word = |at: u64| u64::from_le_bytes(arm64[at as usize..at as usize + 8].try_into().unwrap());
+        let ignore = ARM64_IGNORE_ACTION - LOAD_ADDRESS;
+        assert_eq!(word(ignore), 1, "SIG_IGN");
+        assert_eq!(
+            word(ignore + 8) & 0xdc00_0c07,
+            1,
+            "SA_NOCLDSTOP, and flags no kernel acts on"
+        );
         let action = ARM64_ENTRY_ACTION - LOAD_ADDRESS;
         assert_eq!(word(action), kernel_elf::read(&arm64).unwrap().entry, "the handler");
         // AArch64's flags: SA_NOCLDSTOP.. SA_SIGINFO (0x7), SA_UNSUPPORTED, SA_EXPOSE_TAGBITS

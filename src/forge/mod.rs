@@ -167,8 +167,6 @@ mod signal {
     pub const PIPE: i32 = 13;
     pub const TERM: i32 = 15;
     pub const CHLD: i32 = 17;
-    /// `sa_handler` value that discards the signal (for SIGCHLD: children reap themselves).
-    pub const IGNORE: i32 = 1;
     /// `sa_restorer` is valid (x86-64 delivers no signal without one).
     pub const SA_RESTORER: i32 = 0x0400_0000;
     /// Handlers get the rt signal frame. 32-bit x86 needs this to return through

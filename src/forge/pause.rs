@@ -19,20 +19,17 @@ const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    // The data, its zeros past the file's end (see `elf`): on 386 the set; on arm64 the
-    // handler's exit, then SIGCHLD's action.
+    // The data: on 386 the set, its zeros past the file's end (see `elf`); on arm64 the
+    // handler's exit.
     let data = match arch {
         Arch::I386 => u64::from(ENDING).to_le_bytes().to_vec(),
-        Arch::Arm64 => [arm64_quit(), u64::from(signal::IGNORE as u32).to_le_bytes().to_vec()].concat(),
+        Arch::Arm64 => arm64_quit(),
         Arch::Amd64 => Vec::new(),
     };
     in_pieces(arch, &data, elf::Ending::InCode, |place| match arch {
         Arch::Amd64 => amd64(place),
         Arch::I386 => i386(place),
-        Arch::Arm64 => {
-            let quit = place.data();
-            arm64(place, quit, quit + data.len() - 8)
-        }
+        Arch::Arm64 => arm64(place),
     })
 }
 
@@ -94,8 +91,9 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
     )
 }
 
-/// `quit` is the handler's exit; `ignore`, SIGCHLD's action (SIG_IGN).
-fn arm64(place: &mut Place, quit: usize, ignore: usize) -> Vec<Vec<u8>> {
+/// The handler's exit is the data.
+fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
+    let quit = place.data();
     pieces!(aarch64, Aarch64Relocation, place;
         [cbnz x0, extern quit]                // the entry is the handler too (see
                                               //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
@@ -107,9 +105,9 @@ fn arm64(place: &mut Place, quit: usize, ignore: usize) -> Vec<Vec<u8>> {
         [svc 0]
         [movz x0, signal::INT as u32]
         [svc 0]
-        [adr x1, extern ignore]               // SIGCHLD: SIG_IGN (SA_NOCLDWAIT alone leaves
-        [movz x0, signal::CHLD as u32]        //   zombies under qemu-user, which drops the
-        [svc 0]                               //   flag)
+        [adr x1, extern elf::ARM64_IGNORE_ACTION as usize] // SIGCHLD: SIG_IGN, in the
+        [movz x0, signal::CHLD as u32]        //   headers (SA_NOCLDWAIT alone leaves zombies
+        [svc 0]                               //   under qemu-user, which drops the flag)
         [movz x8, 72]                         // SYS_pselect6(0, _, NULL, _, NULL, NULL): no
         [svc 0]                               //   descriptors (the sets are not read), no
                                               //   timeout, sleeps until a handler runs. It
