@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the real engines speck's tests load and run images in:
 # dockerd (with its containerd, reached by ctr), podman, skopeo, umoci + runc, and a
-# CNCF distribution registry on 127.0.0.1:5000. Idempotent: what already runs is kept.
+# CNCF distribution registry on 127.0.0.1:5000; and an arm64 Linux to boot under
+# qemu-system-aarch64 (Debian's kernel and busybox). Idempotent: what already runs is kept.
 #
 #   scripts/engines.sh up      install what is missing, start what is not running
 #   scripts/engines.sh down    stop only what this script started (by pid file)
@@ -12,8 +13,9 @@ set -euo pipefail
 
 STATE=${SPECK_ENGINES_STATE:-/tmp/speck-engines}
 REGISTRY_ADDR=127.0.0.1:5000
-PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user curl util-linux gcc-multilib uidmap)
-COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 ctr curl unshare nsenter setpriv newuidmap)
+PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user qemu-system-arm cpio curl util-linux gcc-multilib uidmap)
+COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 qemu-system-aarch64 cpio ctr curl unshare nsenter setpriv newuidmap)
+ARM64="$STATE/arm64"
 
 say() { echo "engines: $*" >&2; }
 
@@ -31,6 +33,27 @@ install_missing() {
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${PACKAGES[@]}" >"$STATE/apt.log" 2>&1 \
     || { tail -20 "$STATE/apt.log" >&2; exit 1; }
+}
+
+# The arm64 Linux that tests/forge_kernel.rs boots: the kernel and busybox-static of
+# Debian's arm64 packages (apt checks them against the archive's signed index).
+fetch_arm64_linux() {
+  [ -s "$ARM64/vmlinuz" ] && [ -s "$ARM64/busybox" ] && return
+  say "fetching Debian's arm64 kernel and busybox into $ARM64"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    as_root dpkg --add-architecture arm64
+    as_root apt-get update -qq
+  fi
+  local kernel work
+  kernel=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-/ { print $2; exit }')
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download -qq "$kernel" busybox-static:arm64 >"$STATE/arm64-apt.log" 2>&1) \
+    || { tail -20 "$STATE/arm64-apt.log" >&2; exit 1; }
+  for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+  mkdir -p "$ARM64"
+  cp "$work"/root/boot/vmlinuz-* "$ARM64/vmlinuz.part" && mv "$ARM64/vmlinuz.part" "$ARM64/vmlinuz"
+  cp "$work/root/bin/busybox" "$ARM64/busybox.part" && mv "$ARM64/busybox.part" "$ARM64/busybox"
+  rm -rf "$work"
 }
 
 # podman: crun fails here (cgroups in hybrid mode) and default rlimits are refused,
@@ -103,9 +126,10 @@ status() {
   local ok=0
   docker info >/dev/null 2>&1 && say "docker: up" || { say "docker: down"; ok=1; }
   curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && say "registry: up at $REGISTRY_ADDR" || { say "registry: down"; ok=1; }
-  for cmd in podman skopeo umoci runc ctr qemu-aarch64; do
+  for cmd in podman skopeo umoci runc ctr qemu-aarch64 qemu-system-aarch64; do
     command -v "$cmd" >/dev/null && say "$cmd: $(command -v "$cmd")" || { say "$cmd: missing"; ok=1; }
   done
+  [ -s "$ARM64/vmlinuz" ] && say "arm64 linux: $ARM64" || { say "arm64 linux: missing"; ok=1; }
   return $ok
 }
 
@@ -113,6 +137,7 @@ mkdir -p "$STATE"
 case "${1:-}" in
   up)
     install_missing
+    fetch_arm64_linux
     configure_podman
     start_docker
     start_registry

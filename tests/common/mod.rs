@@ -71,6 +71,11 @@ pub fn engine(engine: &str) -> bool {
         "qemu-x86_64" => "qemu-x86_64 --version",
         "qemu-i386" => "qemu-i386 --version",
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
+        "arm64-kernel" => {
+            "qemu-system-aarch64 --version && cpio --version && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/busybox"
+        }
         other => panic!("unknown engine {other}"),
     };
     let out = output(&mut sh(&format!("{probe} >/dev/null 2>&1")));
