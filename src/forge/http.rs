@@ -259,8 +259,10 @@ fn amd64(place: &mut Place, response: usize, family_port: u32, response_len: usi
         ; jnz BYTE extern failed]             //   reaches)
         [mov al, BYTE 50]                     // SYS_listen; the backlog (rsi, an address)
         [syscall]                             //   is clamped to somaxconn
-        [xor r8d, r8d]                        // sendto's address: none (r9 starts at 0)
-        [mov r10d, MSG_NOSIGNAL]
+        [mov r10d, MSG_NOSIGNAL]              // sendto's flags; its address (r8) is still
+                                              //   the option length, but with a length of 0
+                                              //   (r9 starts at 0) Linux copies no address,
+                                              //   and TCP ignores one
     ));
     // The serve loop: one piece, as it branches within itself.
     let mut ops = VecAssembler::<X64Relocation>::new(place.next_piece());
@@ -491,7 +493,9 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
         [movz x8, 201]                        // SYS_listen; the backlog (x1, an address)
         [svc 0]                               //   is clamped to somaxconn
         [movz x3, MSG_NOSIGNAL as u32]        // sendto's flags
-        [movz x4, 0]                          // sendto's address: none (x5 starts at 0)
+        [movz x4, 0]                          // sendto's address: none (x5 starts at 0; a
+                                              //   length of 0 would do for Linux, but
+                                              //   qemu-user reads the family at any address)
         [sub sp, sp, 16, lsl 12]              // 64 KiB of stack for requests
     ));
     // The serve loop: one piece, as it branches within itself.
