@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the real engines speck's tests load and run images in:
 # dockerd (with its containerd, reached by ctr), podman, skopeo, umoci + runc, and a
-# CNCF distribution registry on 127.0.0.1:5000; and an arm64 Linux to boot under
-# qemu-system-aarch64 (Debian's kernel and busybox). Idempotent: what already runs is kept.
+# CNCF distribution registry on 127.0.0.1:5000; and an arm64 and an amd64 Linux to boot
+# under qemu-system (Debian's kernels and busybox). Idempotent: what already runs is kept.
 #
 #   scripts/engines.sh up      install what is missing, start what is not running
 #   scripts/engines.sh down    stop only what this script started (by pid file)
@@ -13,9 +13,9 @@ set -euo pipefail
 
 STATE=${SPECK_ENGINES_STATE:-/tmp/speck-engines}
 REGISTRY_ADDR=127.0.0.1:5000
-PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user qemu-system-arm cpio curl util-linux gcc-multilib uidmap)
-COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 qemu-system-aarch64 cpio ctr curl unshare nsenter setpriv newuidmap)
-ARM64="$STATE/arm64"
+PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user qemu-system-arm qemu-system-x86 cpio curl util-linux gcc-multilib uidmap)
+COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 qemu-system-aarch64 qemu-system-x86_64 cpio ctr curl unshare nsenter setpriv newuidmap)
+LINUXES=(arm64 amd64)
 
 say() { echo "engines: $*" >&2; }
 
@@ -35,24 +35,25 @@ install_missing() {
     || { tail -20 "$STATE/apt.log" >&2; exit 1; }
 }
 
-# The arm64 Linux that tests/forge_kernel.rs boots: the kernel and busybox-static of
-# Debian's arm64 packages (apt checks them against the archive's signed index).
-fetch_arm64_linux() {
-  [ -s "$ARM64/vmlinuz" ] && [ -s "$ARM64/busybox" ] && return
-  say "fetching Debian's arm64 kernel and busybox into $ARM64"
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    as_root dpkg --add-architecture arm64
+# A Linux that tests/forge_kernel.rs boots, for Debian architecture $1: the kernel and
+# busybox-static of Debian's packages (apt checks them against the archive's signed
+# index), in $STATE/$1.
+fetch_linux() {
+  local arch=$1 dir="$STATE/$1" kernel work
+  [ -s "$dir/vmlinuz" ] && [ -s "$dir/busybox" ] && return
+  say "fetching Debian's $arch kernel and busybox into $dir"
+  if [ "$arch" != "$(dpkg --print-architecture)" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    as_root dpkg --add-architecture "$arch"
     as_root apt-get update -qq
   fi
-  local kernel work
-  kernel=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-/ { print $2; exit }')
+  kernel=$(apt-cache depends "linux-image-$arch:$arch" | awk '/Depends: linux-image-/ { print $2; exit }')
   work=$(mktemp -d)
-  (cd "$work" && apt-get download -qq "$kernel" busybox-static:arm64 >"$STATE/arm64-apt.log" 2>&1) \
-    || { tail -20 "$STATE/arm64-apt.log" >&2; exit 1; }
+  (cd "$work" && apt-get download -qq "$kernel" "busybox-static:$arch" >"$STATE/$arch-apt.log" 2>&1) \
+    || { tail -20 "$STATE/$arch-apt.log" >&2; exit 1; }
   for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
-  mkdir -p "$ARM64"
-  cp "$work"/root/boot/vmlinuz-* "$ARM64/vmlinuz.part" && mv "$ARM64/vmlinuz.part" "$ARM64/vmlinuz"
-  cp "$work/root/bin/busybox" "$ARM64/busybox.part" && mv "$ARM64/busybox.part" "$ARM64/busybox"
+  mkdir -p "$dir"
+  cp "$work"/root/boot/vmlinuz-* "$dir/vmlinuz.part" && mv "$dir/vmlinuz.part" "$dir/vmlinuz"
+  cp "$work/root/bin/busybox" "$dir/busybox.part" && mv "$dir/busybox.part" "$dir/busybox"
   rm -rf "$work"
 }
 
@@ -126,10 +127,12 @@ status() {
   local ok=0
   docker info >/dev/null 2>&1 && say "docker: up" || { say "docker: down"; ok=1; }
   curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && say "registry: up at $REGISTRY_ADDR" || { say "registry: down"; ok=1; }
-  for cmd in podman skopeo umoci runc ctr qemu-aarch64 qemu-system-aarch64; do
+  for cmd in podman skopeo umoci runc ctr qemu-aarch64 qemu-system-aarch64 qemu-system-x86_64; do
     command -v "$cmd" >/dev/null && say "$cmd: $(command -v "$cmd")" || { say "$cmd: missing"; ok=1; }
   done
-  [ -s "$ARM64/vmlinuz" ] && say "arm64 linux: $ARM64" || { say "arm64 linux: missing"; ok=1; }
+  for arch in "${LINUXES[@]}"; do
+    [ -s "$STATE/$arch/vmlinuz" ] && say "$arch linux: $STATE/$arch" || { say "$arch linux: missing"; ok=1; }
+  done
   return $ok
 }
 
@@ -137,7 +140,7 @@ mkdir -p "$STATE"
 case "${1:-}" in
   up)
     install_missing
-    fetch_arm64_linux
+    for arch in "${LINUXES[@]}"; do fetch_linux "$arch"; done
     configure_podman
     start_docker
     start_registry

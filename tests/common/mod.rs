@@ -71,10 +71,15 @@ pub fn engine(engine: &str) -> bool {
         "qemu-x86_64" => "qemu-x86_64 --version",
         "qemu-i386" => "qemu-i386 --version",
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
-        "arm64-kernel" => {
+        "arm64-linux" => {
             "qemu-system-aarch64 --version && cpio --version && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/busybox"
+        }
+        "amd64-linux" => {
+            "qemu-system-x86_64 --version && cpio --version && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/vmlinuz && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/busybox"
         }
         other => panic!("unknown engine {other}"),
     };
