@@ -18,7 +18,9 @@
 //!   `e_phnum = 1`, `e_shentsize = 0`) and `p_flags = 5` (so `e_shnum = 5`, ignored: there
 //!   is no section table). 112 bytes of headers.
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
-//!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers.
+//!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers. A program
+//!   that writes first may start with the registers for it, set by header bytes run as
+//!   code (see [`ELF32_WRITING_LOAD`]).
 //!
 //! Code comes in pieces (see [`in_pieces`]) that run through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
@@ -132,6 +134,16 @@ const AMD64_HEADER_SYSCALL: usize = 58;
 const AMD64_SYSCALL_SEGMENT: u64 = 1 | 0x050f << 16;
 const _: () = assert!(AMD64_SYSCALL_SEGMENT >> 16 == 0x050f && SYSCALL[0] == 0x0f && SYSCALL[1] == 0x05);
 
+/// Where a 386 program that starts [`Start::Writing`] is mapped, its entry point
+/// [`ELF32_WRITING_ENTRY`] bytes in: `e_entry`'s third byte. From there `e_entry`'s high
+/// bytes, which are this address's, run as `inc ebx` (43) and `add eax, imm32` (05), whose
+/// immediate swallows `e_phoff` (4), into the hole. As `e_entry` is `p_memsz` too, the
+/// segment spans 84 MiB of address space, of which the process touches the file's page; it
+/// still runs under `ulimit -v 100000`.
+const ELF32_WRITING_LOAD: u32 = 0x0543_0000;
+const ELF32_WRITING_ENTRY: usize = 26;
+const _: () = assert!(ELF32_WRITING_LOAD >> 16 == 0x0543 && ELF32_WRITING_LOAD & 0xfff == 0);
+
 /// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]), left into code
 /// right after the headers through `cmp eax, imm32` (3d), whose immediate swallows
 /// `e_phentsize` and `e_phnum` and which changes nothing but flags.
@@ -196,19 +208,25 @@ pub struct Placed {
 /// addresses returned; each piece must keep its length (see `forge::in_pieces`).
 ///
 /// On amd64, with [`Ending::MayBeInHeader`], a program whose last piece is a lone
-/// `syscall` ends in the header's instead when that makes the file shorter.
-pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending) -> Placed {
+/// `syscall` ends in the header's instead when that makes the file shorter. `start` says
+/// what the registers hold when the first piece runs.
+///
+/// # Panics
+/// If `start` is [`Start::Writing`] on another architecture than 386.
+pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending, start: Start) -> Placed {
+    assert!(start == Start::Zeroed || arch == Arch::I386, "{start:?} is for 386");
     let code: usize = pieces.iter().map(Vec::len).sum();
-    if arch == Arch::I386 && ELF32_HEADERS + code + data.len() > LOAD_ADDRESS as usize + ELF32_HOLES[0].at {
+    let long = ELF32_HEADERS + code + data.len() > LOAD_ADDRESS as usize + ELF32_HOLES[0].at;
+    if arch == Arch::I386 && start == Start::Zeroed && long {
         // e_entry is p_filesz too: only an entry more than 64 KiB into the file maps a
         // file that long, so its code follows the data, unspread.
         let code_at = ELF32_HEADERS + data.len();
-        let elf = elf32(&[data, &pieces.concat()].concat(), code_at);
+        let elf = elf32(&[data, &pieces.concat()].concat(), LOAD_ADDRESS as u32, code_at);
         let offsets = pieces.iter().scan(code_at, |at, piece| {
             *at += piece.len();
             Some(*at - piece.len())
         });
-        return placed(arch, elf, ELF32_HEADERS, offsets.collect());
+        return placed(elf, LOAD_ADDRESS, ELF32_HEADERS, offsets.collect());
     }
     let mut all: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
     let mut leading_nops = 0;
@@ -216,7 +234,7 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending) ->
         all.insert(0, nop(arch));
         leading_nops += 1;
     }
-    let chained = chained(arch, &all);
+    let chained = chained(arch, &all, start);
     let in_header = (ending == Ending::MayBeInHeader).then(|| amd64_exit_in_header(arch, &all));
     let mut code = match in_header.flatten() {
         Some(other) if other.end < chained.end => other,
@@ -225,6 +243,7 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending) ->
     code.offsets.drain(..leading_nops);
     let Code {
         mut elf,
+        page,
         offsets,
         end: data_at,
         exit_in_header,
@@ -240,7 +259,18 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending) ->
         Arch::Arm64 => elf64_sizes(&mut elf, end),
     }
     elf.truncate(end);
-    placed(arch, elf, data_at, offsets)
+    placed(elf, page, data_at, offsets)
+}
+
+/// What the registers hold when a program's code starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Zero, all of them (see `forge`).
+    Zeroed,
+    /// 386 only: eax 4 (SYS_write) and ebx 1 (stdout), set by header bytes that run on the
+    /// way to the code (see [`ELF32_WRITING_LOAD`]): 3 bytes saved for 84 MiB of address
+    /// space, which a program that exits at once can spare.
+    Writing,
 }
 
 /// Where a program's last `syscall` may be: a choice on amd64 only.
@@ -258,6 +288,8 @@ pub enum Ending {
 /// Headers with code laid out in them, before the data.
 struct Code {
     elf: Vec<u8>,
+    /// The address the file's first byte is mapped at.
+    page: u64,
     /// The file offset of each piece.
     offsets: Vec<usize>,
     /// Where the code ends and the data may start: past the headers at least.
@@ -267,16 +299,27 @@ struct Code {
 }
 
 /// The usual layout: the pieces run through the holes in order, then on into the body.
-fn chained(arch: Arch, pieces: &[&[u8]]) -> Code {
-    let (mut elf, holes): (_, &[Hole]) = match arch {
-        Arch::Amd64 => (amd64_headers(), &AMD64_HOLES),
-        Arch::I386 => (elf32(&[], ELF32_HOLES[0].at), &ELF32_HOLES),
-        Arch::Arm64 => (arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64), &ARM64_HOLES),
+fn chained(arch: Arch, pieces: &[&[u8]], start: Start) -> Code {
+    let (mut elf, page, holes): (_, _, &[Hole]) = match (arch, start) {
+        (Arch::Amd64, _) => (amd64_headers(), AMD64_LOAD_ADDRESS, &AMD64_HOLES),
+        (Arch::I386, Start::Zeroed) => {
+            let elf = elf32(&[], LOAD_ADDRESS as u32, ELF32_HOLES[0].at);
+            (elf, LOAD_ADDRESS, &ELF32_HOLES)
+        }
+        (Arch::I386, Start::Writing) => {
+            let elf = elf32(&[], ELF32_WRITING_LOAD, ELF32_WRITING_ENTRY);
+            (elf, ELF32_WRITING_LOAD.into(), &ELF32_HOLES)
+        }
+        (Arch::Arm64, _) => {
+            let elf = arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64);
+            (elf, LOAD_ADDRESS, &ARM64_HOLES)
+        }
     };
     let offsets = spread(arch, &mut elf, holes, headers_len(arch), pieces);
     let end = code_end(arch, &offsets, pieces);
     Code {
         elf,
+        page,
         offsets,
         end,
         exit_in_header: false,
@@ -324,6 +367,7 @@ fn amd64_exit_in_header(arch: Arch, pieces: &[&[u8]]) -> Option<Code> {
     offsets.push(AMD64_HEADER_SYSCALL);
     Some(Code {
         elf,
+        page: AMD64_LOAD_ADDRESS,
         offsets,
         end: end.max(AMD64_HEADERS),
         exit_in_header: true,
@@ -350,9 +394,8 @@ fn without_trailing_zeros(arch: Arch, elf: &[u8]) -> usize {
     }
 }
 
-/// Turns file offsets into the addresses they are mapped at.
-fn placed(arch: Arch, elf: Vec<u8>, data_at: usize, pieces_at: Vec<usize>) -> Placed {
-    let page = body_address(arch) - headers_len(arch) as u64;
+/// Turns file offsets into the addresses they are mapped at, the file mapped at `page`.
+fn placed(elf: Vec<u8>, page: u64, data_at: usize, pieces_at: Vec<usize>) -> Placed {
     Placed {
         elf,
         data: page + data_at as u64,
@@ -575,13 +618,13 @@ const ELF32_HEADERS: usize = 46;
 ///                         to the loader's zero padding)
 /// 46  body                e_shentsize, e_shnum, e_shstrndx: unchecked
 /// ```
-fn elf32(body: &[u8], entry_offset: usize) -> Vec<u8> {
-    let entry_address = LOAD_ADDRESS as u32 + entry_offset as u32;
+fn elf32(body: &[u8], load: u32, entry_offset: usize) -> Vec<u8> {
+    let entry_address = load + entry_offset as u32;
     let mut elf = vec![0u8; ELF32_HEADERS];
     elf[..4].copy_from_slice(b"\x7fELF");
     let mut set = |at: usize, value: u32| elf[at..at + 4].copy_from_slice(&value.to_le_bytes());
     set(4, 1); // p_type: PT_LOAD
-    set(12, LOAD_ADDRESS as u32); // p_vaddr
+    set(12, load); // p_vaddr
     set(16, 2 | 3 << 16); // e_type: ET_EXEC, e_machine: EM_386
     // The segment covers the load address up to the entry point: at least the whole
     // file, as the entry lies in or past the headers and the code is shorter than the
@@ -690,7 +733,7 @@ mod tests {
         // the 7 pieces the first two holes do not, then a jump back to them.
         let mut code = pieces(Arch::Amd64, 20);
         code.extend([vec![0x50, 0x58], vec![0x90], vec![0x90], vec![0x90], SYSCALL.to_vec()]);
-        let placed = in_pieces(Arch::Amd64, b"data", &code, Ending::MayBeInHeader);
+        let placed = in_pieces(Arch::Amd64, b"data", &code, Ending::MayBeInHeader, Start::Zeroed);
         let elf = &placed.elf;
         let at = |piece: usize| (placed.pieces[piece] - AMD64_LOAD_ADDRESS) as usize;
         assert_eq!(
@@ -716,8 +759,32 @@ mod tests {
         assert_eq!(kernel_elf::read(&in_code).unwrap().segments[0].filesz, 1);
         // Nor in the header when that is no shorter: the holes hold a whole short program.
         let short = [pieces(Arch::Amd64, 5), vec![SYSCALL.to_vec()]].concat();
-        let elf = in_pieces(Arch::Amd64, &[], &short, Ending::MayBeInHeader).elf;
+        let elf = in_pieces(Arch::Amd64, &[], &short, Ending::MayBeInHeader, Start::Zeroed).elf;
         assert_eq!(kernel_elf::read(&elf).unwrap().segments[0].filesz, 1);
+    }
+
+    #[test]
+    fn a_386_program_may_start_writing_with_the_header_bytes_run_as_code() {
+        let code = pieces(Arch::I386, 12);
+        let placed = in_pieces(Arch::I386, b"data", &code, Ending::InCode, Start::Writing);
+        let elf = &placed.elf;
+        let view = kernel_elf::read(elf).unwrap();
+        let load = &view.segments[0];
+        assert_eq!((load.vaddr, load.offset), (ELF32_WRITING_LOAD.into(), 0));
+        assert_eq!(view.entry, u64::from(ELF32_WRITING_LOAD) + 26);
+        assert_eq!(
+            (load.filesz, load.memsz),
+            (view.entry, view.entry),
+            "no zero-filled tail"
+        );
+        // From the entry: inc ebx; add eax, 4 (over e_phoff); then the hole.
+        assert_eq!(&elf[26..32], &[0x43, 0x05, 0x04, 0, 0, 0]);
+        assert_eq!(placed.pieces[0], u64::from(ELF32_WRITING_LOAD) + 32);
+        assert_eq!(&elf[32..42], &[[0x90; 9].as_slice(), &[0x3d]].concat());
+        assert_eq!((&elf[46..49], &elf[49..]), (&[0x90; 3][..], &b"data"[..]));
+        // A long file is laid out the same way: the segment covers 84 MiB.
+        let long = in_pieces(Arch::I386, &vec![1; 100_000], &code, Ending::InCode, Start::Writing);
+        assert_eq!(long.pieces[0], placed.pieces[0]);
     }
 
     #[test]
@@ -745,7 +812,7 @@ mod tests {
 
     /// [`in_pieces`] with the last `syscall` in the code.
     fn laid_out(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
-        in_pieces(arch, data, pieces, Ending::InCode)
+        in_pieces(arch, data, pieces, Ending::InCode, Start::Zeroed)
     }
 
     /// `count` one-byte x86 `nop`s, or `count` AArch64 `nop`s, as pieces.

@@ -5,11 +5,17 @@ use dynasmrt::{DynasmApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X
 
 /// A static program for `arch` that exits with `status`.
 pub fn program(arch: Arch, status: u8) -> Vec<u8> {
-    in_pieces(arch, &[], elf::Ending::MayBeInHeader, |place| match arch {
-        Arch::Amd64 => amd64(place, status),
-        Arch::I386 => i386(place, status),
-        Arch::Arm64 => arm64(place, status),
-    })
+    in_pieces(
+        arch,
+        &[],
+        elf::Ending::MayBeInHeader,
+        elf::Start::Zeroed,
+        |place| match arch {
+            Arch::Amd64 => amd64(place, status),
+            Arch::I386 => i386(place, status),
+            Arch::Arm64 => arm64(place, status),
+        },
+    )
 }
 
 fn amd64(place: &mut Place, status: u8) -> Vec<Vec<u8>> {

@@ -25,7 +25,13 @@ pub fn program(arch: Arch, message: &[u8], status: u8) -> Vec<u8> {
     // The message is the data; the code refers to nothing else, so the layout may spread
     // it over the headers' holes.
     let len = message.len() as u32;
-    in_pieces(arch, message, elf::Ending::MayBeInHeader, |place| match arch {
+    // hello exits at once: it may spend address space on bytes (see elf::Ending, elf::Start).
+    let start = if arch == Arch::I386 && len > 0 {
+        elf::Start::Writing
+    } else {
+        elf::Start::Zeroed
+    };
+    in_pieces(arch, message, elf::Ending::MayBeInHeader, start, |place| match arch {
         Arch::Amd64 => amd64(place, len, status),
         Arch::I386 => i386(place, len, status),
         Arch::Arm64 => arm64(place, len, status),
@@ -84,9 +90,8 @@ fn i386(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
             pieces!(x86, X86Relocation, place; [mov edx, len as i32])
         });
         code.extend(pieces!(x86, X86Relocation, place;
-            [mov al, 4]                       // eax starts at 0: SYS_write (2 bytes)
-            [inc ebx]                         // ebx starts at 0: stdout (1 byte)
-            [int BYTE 0x80u8 as i8]
+            [int BYTE 0x80u8 as i8]           // write: eax 4 and ebx 1 (stdout) at start
+                                              //   (elf::Start::Writing)
             [mov eax, ebx]                    // SYS_exit is 1, as stdout is: 2 bytes, and
         )); //   right whatever write returned
     } else {

@@ -105,7 +105,7 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     let exits = Exits::in_data(arch);
     let exits_code = exits.as_ref().map_or(&[][..], |exits| exits.code.as_slice());
     let data = [exits_code, response, &sockaddr].concat();
-    in_pieces(arch, &data, elf::Ending::InCode, |place| {
+    in_pieces(arch, &data, elf::Ending::InCode, elf::Start::Zeroed, |place| {
         let exits_at = place.data();
         let at = Addresses {
             sockaddr: exits_at + exits_code.len() + response.len(),

@@ -36,7 +36,7 @@ const NOT_EXECUTED: i32 = 127;
 /// A static init program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
     let routines = Routines::for_arch(arch);
-    in_pieces(arch, &routines.code, elf::Ending::InCode, |place| {
+    in_pieces(arch, &routines.code, elf::Ending::InCode, elf::Start::Zeroed, |place| {
         let at = |offset: usize| place.data() + offset;
         let (restorer, handler, child, failed) = (at(0), at(routines.handler), at(routines.child), at(routines.failed));
         match arch {

@@ -99,15 +99,21 @@ impl Place {
 }
 
 /// A program of `data` and code in pieces, which the layout spreads over the headers'
-/// holes (see [`elf::in_pieces`], which `ending` steers). `assemble` makes the pieces (see [`pieces!`]) twice:
+/// holes (see [`elf::in_pieces`], which `ending` and `start` steer). `assemble` makes the pieces (see [`pieces!`]) twice:
 /// at provisional addresses, for their lengths, then at the addresses the layout chose.
-fn in_pieces(arch: Arch, data: &[u8], ending: elf::Ending, assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>) -> Vec<u8> {
+fn in_pieces(
+    arch: Arch,
+    data: &[u8],
+    ending: elf::Ending,
+    start: elf::Start,
+    assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>,
+) -> Vec<u8> {
     let provisional = assemble(&mut Place {
         data: elf::body_address(arch),
         pieces: Vec::new(),
         next: 0,
     });
-    let placed = elf::in_pieces(arch, data, &provisional, ending);
+    let placed = elf::in_pieces(arch, data, &provisional, ending, start);
     let pieces = assemble(&mut Place {
         data: placed.data,
         pieces: placed.pieces,
@@ -119,7 +125,7 @@ fn in_pieces(arch: Arch, data: &[u8], ending: elf::Ending, assemble: impl Fn(&mu
         lengths(&provisional),
         "a piece's length is the same anywhere"
     );
-    elf::in_pieces(arch, data, &pieces, ending).elf
+    elf::in_pieces(arch, data, &pieces, ending, start).elf
 }
 
 /// [`arm64_mov32`] as pieces, one per instruction, for the layout to spread.

@@ -26,11 +26,17 @@ pub fn program(arch: Arch) -> Vec<u8> {
         Arch::Arm64 => arm64_quit(),
         Arch::Amd64 => Vec::new(),
     };
-    in_pieces(arch, &data, elf::Ending::InCode, |place| match arch {
-        Arch::Amd64 => amd64(place),
-        Arch::I386 => i386(place),
-        Arch::Arm64 => arm64(place),
-    })
+    in_pieces(
+        arch,
+        &data,
+        elf::Ending::InCode,
+        elf::Start::Zeroed,
+        |place| match arch {
+            Arch::Amd64 => amd64(place),
+            Arch::I386 => i386(place),
+            Arch::Arm64 => arm64(place),
+        },
+    )
 }
 
 fn amd64(place: &mut Place) -> Vec<Vec<u8>> {
