@@ -35,26 +35,49 @@ install_missing() {
     || { tail -20 "$STATE/apt.log" >&2; exit 1; }
 }
 
-# A Linux that tests/forge_kernel.rs boots, for Debian architecture $1: the kernel and
-# busybox-static of Debian's packages (apt checks them against the archive's signed
-# index), in $STATE/$1.
+# The Linux kernels that tests/forge_kernel.rs boots, for each Debian architecture in
+# LINUXES: Debian 12's (6.1) and Debian 11's (5.10), as $STATE/<arch>/vmlinuz-<series>,
+# with Debian 12's busybox-static as $STATE/<arch>/busybox. apt fetches them (signed
+# indexes, checked digests) through a configuration of its own under $STATE/apt, so the
+# machine's sources and architectures stay as they are.
+KERNELS=(6.1.0 5.10.0) # Debian 12's series, Debian 11's
 fetch_linux() {
-  local arch=$1 dir="$STATE/$1" kernel work
-  [ -s "$dir/vmlinuz" ] && [ -s "$dir/busybox" ] && return
-  say "fetching Debian's $arch kernel and busybox into $dir"
-  if [ "$arch" != "$(dpkg --print-architecture)" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-    as_root dpkg --add-architecture "$arch"
-    as_root apt-get update -qq
-  fi
-  kernel=$(apt-cache depends "linux-image-$arch:$arch" | awk '/Depends: linux-image-/ { print $2; exit }')
-  work=$(mktemp -d)
-  (cd "$work" && apt-get download -qq "$kernel" "busybox-static:$arch" >"$STATE/$arch-apt.log" 2>&1) \
-    || { tail -20 "$STATE/$arch-apt.log" >&2; exit 1; }
-  for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
-  mkdir -p "$dir"
-  cp "$work"/root/boot/vmlinuz-* "$dir/vmlinuz.part" && mv "$dir/vmlinuz.part" "$dir/vmlinuz"
-  cp "$work/root/bin/busybox" "$dir/busybox.part" && mv "$dir/busybox.part" "$dir/busybox"
-  rm -rf "$work"
+  local apt_dir="$STATE/apt" arch version suite wanted=()
+  for arch in "${LINUXES[@]}"; do
+    [ -s "$STATE/$arch/busybox" ] || wanted+=("$arch")
+    for version in "${KERNELS[@]}"; do [ -s "$STATE/$arch/vmlinuz-${version%.0}" ] || wanted+=("$arch"); done
+  done
+  [ ${#wanted[@]} -eq 0 ] && return
+  say "fetching Debian's kernels and busybox for ${LINUXES[*]} into $STATE"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  : >"$apt_dir/sources.list"
+  for suite in bookworm bullseye; do
+    echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >>"$apt_dir/sources.list"
+  done
+  echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main" >>"$apt_dir/sources.list"
+  local apt=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+    -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o Debug::NoLocking=1
+    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
+  apt-get "${apt[@]}" update -qq >"$STATE/linux-apt.log" 2>&1 || { tail -20 "$STATE/linux-apt.log" >&2; exit 1; }
+  for arch in "${LINUXES[@]}"; do
+    local work packages=("busybox-static:$arch")
+    work=$(mktemp -d)
+    for version in "${KERNELS[@]}"; do
+      packages+=("$(apt-cache "${apt[@]}" pkgnames "linux-image-$version-" \
+        | grep -E "^linux-image-${version//./\\.}-[0-9]+-$arch\$" | sort -V | tail -1):$arch")
+    done
+    (cd "$work" && apt-get "${apt[@]}" download -qq "${packages[@]}" >>"$STATE/linux-apt.log" 2>&1) \
+      || { tail -20 "$STATE/linux-apt.log" >&2; exit 1; }
+    mkdir -p "$STATE/$arch"
+    for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+    for version in "${KERNELS[@]}"; do
+      local kernel
+      kernel=$(ls "$work"/root/boot/vmlinuz-"$version"-*)
+      cp "$kernel" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-${version%.0}"
+    done
+    cp "$work/root/bin/busybox" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/busybox"
+    rm -rf "$work"
+  done
 }
 
 # podman: crun fails here (cgroups in hybrid mode) and default rlimits are refused,
@@ -131,7 +154,8 @@ status() {
     command -v "$cmd" >/dev/null && say "$cmd: $(command -v "$cmd")" || { say "$cmd: missing"; ok=1; }
   done
   for arch in "${LINUXES[@]}"; do
-    [ -s "$STATE/$arch/vmlinuz" ] && say "$arch linux: $STATE/$arch" || { say "$arch linux: missing"; ok=1; }
+    ls "$STATE/$arch"/vmlinuz-* >/dev/null 2>&1 && say "$arch linux: $(cd "$STATE/$arch" && echo vmlinuz-*)" \
+      || { say "$arch linux: missing"; ok=1; }
   done
   return $ok
 }
@@ -140,7 +164,7 @@ mkdir -p "$STATE"
 case "${1:-}" in
   up)
     install_missing
-    for arch in "${LINUXES[@]}"; do fetch_linux "$arch"; done
+    fetch_linux
     configure_podman
     start_docker
     start_registry

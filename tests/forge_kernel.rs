@@ -1,6 +1,7 @@
-//! speck's programs on real Linux kernels other than this machine's: Debian's (6.1) for
-//! arm64 and for amd64 (which runs the 386 programs too), each booted in qemu-system
-//! under software emulation with busybox as the shell that runs them
+//! speck's programs on real Linux kernels other than this machine's: Debian 12's (6.1)
+//! and Debian 11's (5.10), for arm64 and for amd64 (which runs the 386 programs too),
+//! each booted in qemu-system under software emulation with busybox as the shell that
+//! runs them
 //! (`forge_kernel/init.sh`, the VMs' init). tests/forge.rs runs the arm64 programs
 //! under qemu-user, which has a loader and signal delivery of its own; here Linux's
 //! loader maps the overlapped headers, Linux reads the header words the programs pass as
@@ -19,6 +20,8 @@ use std::process::Command;
 struct Machine {
     /// Debian's name for it, the directory `scripts/engines.sh` fetches into.
     debian: &'static str,
+    /// The kernel series it boots (`vmlinuz-<series>`).
+    kernel: &'static str,
     qemu: &'static [&'static str],
     console: &'static str,
     /// The programs it runs.
@@ -27,6 +30,7 @@ struct Machine {
 
 const ARM64: Machine = Machine {
     debian: "arm64",
+    kernel: "6.1",
     qemu: &["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"],
     console: "ttyAMA0",
     programs: &[Arch::Arm64],
@@ -34,6 +38,7 @@ const ARM64: Machine = Machine {
 
 const AMD64: Machine = Machine {
     debian: "amd64",
+    kernel: "6.1",
     qemu: &["qemu-system-x86_64", "-cpu", "max"],
     console: "ttyS0",
     programs: &[Arch::Amd64, Arch::I386],
@@ -92,7 +97,7 @@ impl Machine {
                 .arg("300")
                 .args(self.qemu)
                 .args(["-m", "256", "-nographic", "-no-reboot", "-kernel"])
-                .arg(self.fetched("vmlinuz"))
+                .arg(self.fetched(&format!("vmlinuz-{}", self.kernel)))
                 .arg("-initrd")
                 .arg(initramfs)
                 .arg("-append")
@@ -123,6 +128,7 @@ impl Machine {
         let kernel = reports
             .get("kernel/machine")
             .map_or("an unnamed kernel", String::as_str);
+        assert!(kernel.contains(&format!(" {}.", self.kernel)), "booted {kernel}");
         let hex: String = MESSAGE.iter().map(|byte| format!("{byte:02x}")).collect();
         let expected = [
             ("hello-status", "0"),
@@ -156,15 +162,37 @@ impl Machine {
 }
 
 #[test]
-fn arm64_programs_behave_on_a_real_arm64_kernel() {
+fn arm64_programs_behave_on_linux_6_1_for_arm64() {
     if engine("arm64-linux") {
         ARM64.check();
     }
 }
 
 #[test]
-fn amd64_and_386_programs_behave_on_an_older_x86_64_kernel() {
+fn arm64_programs_behave_on_linux_5_10_for_arm64() {
+    if engine("arm64-linux") {
+        Machine {
+            kernel: "5.10",
+            ..ARM64
+        }
+        .check();
+    }
+}
+
+#[test]
+fn amd64_and_386_programs_behave_on_linux_6_1_for_amd64() {
     if engine("amd64-linux") {
         AMD64.check();
+    }
+}
+
+#[test]
+fn amd64_and_386_programs_behave_on_linux_5_10_for_amd64() {
+    if engine("amd64-linux") {
+        Machine {
+            kernel: "5.10",
+            ..AMD64
+        }
+        .check();
     }
 }

@@ -73,12 +73,14 @@ pub fn engine(engine: &str) -> bool {
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
         "arm64-linux" => {
             "qemu-system-aarch64 --version && cpio --version && \
-             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.1 && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-5.10 && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/busybox"
         }
         "amd64-linux" => {
             "qemu-system-x86_64 --version && cpio --version && \
-             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/vmlinuz && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/vmlinuz-6.1 && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/vmlinuz-5.10 && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/amd64/busybox"
         }
         other => panic!("unknown engine {other}"),
