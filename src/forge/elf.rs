@@ -76,7 +76,8 @@ pub fn headers_len(arch: Arch) -> usize {
     }
 }
 
-/// The address the first byte of the body is mapped at.
+/// The address the first byte of the body is mapped at when the program starts
+/// [`Start::Zeroed`] (a 386 one that starts [`Start::Writing`] is mapped higher).
 pub fn body_address(arch: Arch) -> u64 {
     let load = if arch == Arch::Amd64 {
         AMD64_LOAD_ADDRESS

@@ -8,8 +8,9 @@
 //! bytes; turning them into layers is the caller's job.
 //!
 //! Registers at process start are zero on all three architectures (Linux's and
-//! qemu-user's `start_thread` clear them); programs rely on that only where a comment
-//! says so, and never on argc or the stack's contents.
+//! qemu-user's `start_thread` clear them), unless a program asks the layout to set some
+//! on the way in (see [`elf::Start`]); programs rely on that only where a comment says
+//! so, and never on argc or the stack's contents.
 
 /// Assembles code in pieces for [`in_pieces`]: each `[...]` is one piece of one or
 /// more instructions (`;`-separated), which the layout keeps together, assembled at the
