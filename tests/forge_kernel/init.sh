@@ -80,12 +80,12 @@ check() {
   kill -STOP "$pid1"
   until_true [ "$(state $pid1)" = T ]
   kill -CONT "$pid1"
-  sleep 0.5
+  until_true [ "$(state $pid1)" = S ]
   report pause-after-stop "$(state $pid1)"
   ends pause-stopped-TERM TERM
 
   # An orphan of the namespace is pause's to reap.
-  as_pid1 sh -c "(sleep 3 &); exec $p/pause"
+  as_pid1 sh -c "(sleep 5 &); exec $p/pause"
   until_true takes_term "$pid1" $p/pause
   report pause-orphans "$(children $pid1 | wc -l)"
   until_true eval '! children $pid1 | grep -qv " Z$"'
@@ -101,9 +101,15 @@ check() {
   until_true eval '[ -n "$(children $pid1)" ]'
   sleep 0.5
   ends init-child-killed TERM
-  as_pid1 $p/tini /bin/sh -c 'for i in $(seq 100); do (true &); done; sleep 3; exit 3'
-  sleep 2
+  # The child leaves 100 orphans, then waits for /tmp/finish to exit 3. (Reaping takes
+  # init a moment per orphan: wait until none is left, at most 10 s, init still running.)
+  rm -f /tmp/spawned /tmp/finish
+  as_pid1 $p/tini /bin/sh -c 'for i in $(seq 100); do (true &); done; touch /tmp/spawned
+    until [ -e /tmp/finish ]; do sleep 0.1; done; exit 3'
+  until_true [ -e /tmp/spawned ]
+  until_true [ "$(zombies_of $pid1)" = 0 ]
   report init-zombies "$(zombies_of $pid1)"
+  touch /tmp/finish
   until_true exited "$outer"
   wait "$outer"
   report init-status $?
