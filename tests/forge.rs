@@ -69,6 +69,7 @@ fn hello_and_exit_behave_on_every_arch_as_root_and_as_nobody() {
                 (b"one", 1),
                 (b"two", 2),
                 (b"far", 200),
+                (b"max", 255),
                 (b"nul\0\0\0\0", 0), // the zeros are the loader's, past the file's end
                 (b"", 0),
                 (b"", 1),

@@ -136,14 +136,14 @@ const AMD64_SYSCALL_SEGMENT: u64 = 1 | 0x050f << 16;
 const _: () = assert!(AMD64_SYSCALL_SEGMENT >> 16 == 0x050f && SYSCALL[0] == 0x0f && SYSCALL[1] == 0x05);
 
 /// Where a 386 program that starts [`Start::Writing`] is mapped, its entry point
-/// [`ELF32_WRITING_ENTRY`] bytes in: `e_entry`'s third byte. From there `e_entry`'s high
-/// bytes, which are this address's, run as `inc ebx` (43) and `add eax, imm32` (05), whose
-/// immediate swallows `e_phoff` (4), into the hole. As `e_entry` is `p_memsz` too, the
-/// segment spans 84 MiB of address space, of which the process touches the file's page; it
-/// still runs under `ulimit -v 100000`.
-const ELF32_WRITING_LOAD: u32 = 0x0543_0000;
-const ELF32_WRITING_ENTRY: usize = 26;
-const _: () = assert!(ELF32_WRITING_LOAD >> 16 == 0x0543 && ELF32_WRITING_LOAD & 0xfff == 0);
+/// [`ELF32_WRITING_ENTRY`] bytes in: `e_entry`'s second byte. From there `e_entry`'s high
+/// bytes, which are this address's, run as `push eax` (50: a zero), `inc ebx` (43) and
+/// `add eax, imm32` (05), whose immediate swallows `e_phoff` (4), into the hole. As
+/// `e_entry` is `p_memsz` too, the segment spans 84 MiB of address space, of which the
+/// process touches the file's page; it still runs under `ulimit -v 100000`.
+const ELF32_WRITING_LOAD: u32 = 0x0543_5000;
+const ELF32_WRITING_ENTRY: usize = 25;
+const _: () = assert!(ELF32_WRITING_LOAD >> 8 == 0x05_43_50 && ELF32_WRITING_LOAD & 0xfff == 0);
 
 /// The ELF32 hole: `e_shoff`, `e_flags`, `e_ehsize` (see [`elf32`]), left into code
 /// right after the headers through `cmp eax, imm32` (3d), whose immediate swallows
@@ -268,9 +268,10 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending, st
 pub enum Start {
     /// Zero, all of them (see `forge`).
     Zeroed,
-    /// 386 only: eax 4 (SYS_write) and ebx 1 (stdout), set by header bytes that run on the
-    /// way to the code (see [`ELF32_WRITING_LOAD`]): 3 bytes saved for 84 MiB of address
-    /// space, which a program that exits at once can spare.
+    /// 386 only: eax 4 (SYS_write), ebx 1 (stdout) and a zero pushed on the stack (an
+    /// exit status to pop), by header bytes that run on the way to the code (see
+    /// [`ELF32_WRITING_LOAD`]): 4 bytes saved for 84 MiB of address space, which a program
+    /// that exits at once can spare.
     Writing,
 }
 
@@ -772,14 +773,14 @@ mod tests {
         let view = kernel_elf::read(elf).unwrap();
         let load = &view.segments[0];
         assert_eq!((load.vaddr, load.offset), (ELF32_WRITING_LOAD.into(), 0));
-        assert_eq!(view.entry, u64::from(ELF32_WRITING_LOAD) + 26);
+        assert_eq!(view.entry, u64::from(ELF32_WRITING_LOAD) + 25);
         assert_eq!(
             (load.filesz, load.memsz),
             (view.entry, view.entry),
             "no zero-filled tail"
         );
-        // From the entry: inc ebx; add eax, 4 (over e_phoff); then the hole.
-        assert_eq!(&elf[26..32], &[0x43, 0x05, 0x04, 0, 0, 0]);
+        // From the entry: push eax; inc ebx; add eax, 4 (over e_phoff); then the hole.
+        assert_eq!(&elf[25..32], &[0x50, 0x43, 0x05, 0x04, 0, 0, 0]);
         assert_eq!(placed.pieces[0], u64::from(ELF32_WRITING_LOAD) + 32);
         assert_eq!(&elf[32..42], &[[0x90; 9].as_slice(), &[0x3d]].concat());
         assert_eq!((&elf[46..49], &elf[49..]), (&[0x90; 3][..], &b"data"[..]));

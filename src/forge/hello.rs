@@ -80,33 +80,41 @@ fn amd64(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
 }
 
 fn i386(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
-    let message = place.data();
-    let mut code = Vec::new();
-    if len > 0 {
-        code.extend(pieces!(x86, X86Relocation, place; [mov ecx, message as i32]));
-        code.extend(if len < 256 {
-            pieces!(x86, X86Relocation, place; [mov dl, len as i8]) // edx starts at 0
-        } else {
-            pieces!(x86, X86Relocation, place; [mov edx, len as i32])
-        });
-        code.extend(pieces!(x86, X86Relocation, place;
-            [int BYTE 0x80u8 as i8]           // write: eax 4 and ebx 1 (stdout) at start
-                                              //   (elf::Start::Writing)
-            [mov eax, ebx]                    // SYS_exit is 1, as stdout is: 2 bytes, and
-        )); //   right whatever write returned
-    } else {
-        code.extend(pieces!(x86, X86Relocation, place; [inc eax])); // eax starts at 0: SYS_exit
+    if len == 0 {
+        // exit(status) alone: eax and ebx start at 0.
+        let mut code = pieces!(x86, X86Relocation, place; [inc eax]); // SYS_exit
+        code.extend(i386_status(place, status));
+        code.extend(pieces!(x86, X86Relocation, place; [int BYTE 0x80u8 as i8]));
+        return code;
     }
-    // ebx is stdout or 0 (see status_step): a status next to it is an inc or dec away
-    // (1 byte); any other is its low byte, ebx being 0 or 1 (2 bytes).
-    code.extend(match status_step(len, status) {
-        0 => Vec::new(),
-        1 => pieces!(x86, X86Relocation, place; [inc ebx]),
-        -1 => pieces!(x86, X86Relocation, place; [dec ebx]),
-        _ => pieces!(x86, X86Relocation, place; [mov bl, status as i8]),
+    let message = place.data();
+    let mut code = pieces!(x86, X86Relocation, place; [mov ecx, message as i32]);
+    code.extend(if len < 256 {
+        pieces!(x86, X86Relocation, place; [mov dl, len as i8]) // edx starts at 0
+    } else {
+        pieces!(x86, X86Relocation, place; [mov edx, len as i32])
     });
+    code.extend(pieces!(x86, X86Relocation, place;
+        [int BYTE 0x80u8 as i8]               // write: eax 4, ebx 1 (stdout) and a zero on
+                                              //   the stack at start (elf::Start::Writing)
+        [xchg eax, ebx]                       // SYS_exit is 1, as stdout is (1 byte), and
+                                              //   right whatever write returned
+        [pop ebx]                             // the zero: status 0 (1 byte)
+    ));
+    code.extend(i386_status(place, status));
     code.extend(pieces!(x86, X86Relocation, place; [int BYTE 0x80u8 as i8]));
     code
+}
+
+/// Sets ebx, holding 0, to `status`: an inc or dec for 1 or 255 (1 byte), otherwise its
+/// low byte (2).
+fn i386_status(place: &mut Place, status: u8) -> Vec<Vec<u8>> {
+    match status {
+        0 => Vec::new(),
+        1 => pieces!(x86, X86Relocation, place; [inc ebx]),
+        255 => pieces!(x86, X86Relocation, place; [dec ebx]),
+        _ => pieces!(x86, X86Relocation, place; [mov bl, status as i8]),
+    }
 }
 
 fn arm64(place: &mut Place, len: u32, status: u8) -> Vec<Vec<u8>> {
