@@ -2,7 +2,8 @@
 //! the tricks that overlap them.
 //!
 //! A program is one loadable segment holding the headers and the program's body (code,
-//! then data), mapped at [`LOAD_ADDRESS`]. The loader needs nothing else: no sections, no
+//! then data), mapped at [`LOAD_ADDRESS`] (higher on amd64, and for a 386 program that
+//! starts writing: see below). The loader needs nothing else: no sections, no
 //! symbols, no dynamic table. What Linux's loader checks (and so what must stay exact) is
 //! the magic, `e_type`, `e_machine`, `e_phentsize`, `e_phnum` and the program header;
 //! qemu-user also checks `e_ident`, `e_ehsize` and `e_phentsize`.
@@ -19,8 +20,8 @@
 //!   is no section table). 112 bytes of headers.
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
 //!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers. A program
-//!   that writes first may start with the registers for it, set by header bytes run as
-//!   code (see [`ELF32_WRITING_LOAD`]).
+//!   that writes first may start with the registers for it and a zero on the stack, set
+//!   by header bytes run as code (see [`ELF32_WRITING_LOAD`]).
 //!
 //! Code comes in pieces (see [`in_pieces`]) that run through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
