@@ -813,7 +813,7 @@ mod tests {
         assert_eq!(word(action + 8) & 0xdc00_0c07, 0, "flags no kernel acts on");
     }
 
-    /// [`in_pieces`] with the last `syscall` in the code.
+    /// [`in_pieces`] the usual way: registers zero at start, the last `syscall` in the code.
     fn laid_out(arch: Arch, data: &[u8], pieces: &[Vec<u8>]) -> Placed {
         in_pieces(arch, data, pieces, Ending::InCode, Start::Zeroed)
     }

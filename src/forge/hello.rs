@@ -5,8 +5,9 @@
 //! buffer. What the call returns is not checked, so the status is the chosen one even
 //! if stdout refuses the bytes: the records this program matches do the same.
 //!
-//! Start registers are zero on all three architectures (see [`super`]); the code relies
-//! on that where a comment says so.
+//! Start registers are zero on all three architectures (see [`super`]), but for 386 with
+//! a message, which asks the layout for those of a write (`elf::Start::Writing`); the
+//! code relies on them where a comment says so.
 
 use super::{Arch, Place, arm64_mov32_pieces, elf, in_pieces};
 use dynasmrt::{DynasmApi, DynasmLabelApi, aarch64::Aarch64Relocation, x64::X64Relocation, x86::X86Relocation};

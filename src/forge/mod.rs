@@ -100,8 +100,9 @@ impl Place {
 }
 
 /// A program of `data` and code in pieces, which the layout spreads over the headers'
-/// holes (see [`elf::in_pieces`], which `ending` and `start` steer). `assemble` makes the pieces (see [`pieces!`]) twice:
-/// at provisional addresses, for their lengths, then at the addresses the layout chose.
+/// holes (see [`elf::in_pieces`], which `ending` and `start` steer). `assemble` makes the
+/// pieces (see [`pieces!`]) twice: at provisional addresses, for their lengths, then at
+/// the addresses the layout chose.
 fn in_pieces(
     arch: Arch,
     data: &[u8],
