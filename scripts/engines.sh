@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts the real engines speck's tests load and run images in:
 # dockerd (with its containerd, reached by ctr), podman, skopeo, umoci + runc, and a
-# CNCF distribution registry on 127.0.0.1:5000; and an arm64 and an amd64 Linux to boot
-# under qemu-system (Debian's kernels and busybox). Idempotent: what already runs is kept.
+# CNCF distribution registry on 127.0.0.1:5000; arm64 emulation in binfmt_misc; and an
+# arm64 and an amd64 Linux to boot under qemu-system (Debian's kernels and busybox).
+# Idempotent: what already runs is kept.
 #
 #   scripts/engines.sh up      install what is missing, start what is not running
 #   scripts/engines.sh down    stop only what this script started (by pid file)
@@ -35,49 +36,92 @@ install_missing() {
     || { tail -20 "$STATE/apt.log" >&2; exit 1; }
 }
 
-# The Linux kernels that tests/forge_kernel.rs boots, for each Debian architecture in
-# LINUXES: Debian 12's (6.1) and Debian 11's (5.10), as $STATE/<arch>/vmlinuz-<series>,
-# with Debian 12's busybox-static as $STATE/<arch>/busybox. apt fetches them (signed
-# indexes, checked digests) through a configuration of its own under $STATE/apt, so the
-# machine's sources and architectures stay as they are.
-KERNELS=(6.1.0 5.10.0) # Debian 12's series, Debian 11's
-fetch_linux() {
-  local apt_dir="$STATE/apt" arch version suite wanted=()
-  for arch in "${LINUXES[@]}"; do
-    [ -s "$STATE/$arch/busybox" ] || wanted+=("$arch")
-    for version in "${KERNELS[@]}"; do [ -s "$STATE/$arch/vmlinuz-${version%.0}" ] || wanted+=("$arch"); done
-  done
-  [ ${#wanted[@]} -eq 0 ] && return
-  say "fetching Debian's kernels and busybox for ${LINUXES[*]} into $STATE"
+# Debian's packages that are not installed but unpacked into $STATE: apt fetches them
+# (signed indexes, checked digests) through a configuration of its own under $STATE/apt,
+# so the machine's sources and architectures stay as they are. Sets APT, once.
+APT=()
+private_apt() {
+  [ ${#APT[@]} -gt 0 ] && return
+  local apt_dir="$STATE/apt" suite
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   : >"$apt_dir/sources.list"
   for suite in bookworm bullseye; do
     echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >>"$apt_dir/sources.list"
   done
   echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main" >>"$apt_dir/sources.list"
-  local apt=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+  APT=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
     -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o Debug::NoLocking=1
     -o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
-  apt-get "${apt[@]}" update -qq >"$STATE/linux-apt.log" 2>&1 || { tail -20 "$STATE/linux-apt.log" >&2; exit 1; }
+  apt-get "${APT[@]}" update -qq >"$STATE/private-apt.log" 2>&1 || { tail -20 "$STATE/private-apt.log" >&2; exit 1; }
+}
+
+# Downloads the packages named and unpacks them all into the directory $1.
+unpack_debs() {
+  local into=$1 work deb; shift
+  work=$(mktemp -d)
+  (cd "$work" && apt-get "${APT[@]}" download -qq "$@" >>"$STATE/private-apt.log" 2>&1) \
+    || { tail -20 "$STATE/private-apt.log" >&2; exit 1; }
+  for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$into"; done
+  rm -rf "$work"
+}
+
+# The Linux kernels that tests/forge_kernel.rs boots, for each Debian architecture in
+# LINUXES: Debian 12's (6.1) and Debian 11's (5.10), as $STATE/<arch>/vmlinuz-<series>,
+# with Debian 12's busybox-static as $STATE/<arch>/busybox.
+KERNELS=(6.1.0 5.10.0) # Debian 12's series, Debian 11's
+fetch_linux() {
+  local arch version wanted=()
   for arch in "${LINUXES[@]}"; do
-    local work packages=("busybox-static:$arch")
-    work=$(mktemp -d)
+    [ -s "$STATE/$arch/busybox" ] || wanted+=("$arch")
+    for version in "${KERNELS[@]}"; do [ -s "$STATE/$arch/vmlinuz-${version%.0}" ] || wanted+=("$arch"); done
+  done
+  [ ${#wanted[@]} -eq 0 ] && return
+  say "fetching Debian's kernels and busybox for ${LINUXES[*]} into $STATE"
+  private_apt
+  for arch in "${LINUXES[@]}"; do
+    local root packages=("busybox-static:$arch")
+    root=$(mktemp -d)
     for version in "${KERNELS[@]}"; do
-      packages+=("$(apt-cache "${apt[@]}" pkgnames "linux-image-$version-" \
+      packages+=("$(apt-cache "${APT[@]}" pkgnames "linux-image-$version-" \
         | grep -E "^linux-image-${version//./\\.}-[0-9]+-$arch\$" | sort -V | tail -1):$arch")
     done
-    (cd "$work" && apt-get "${apt[@]}" download -qq "${packages[@]}" >>"$STATE/linux-apt.log" 2>&1) \
-      || { tail -20 "$STATE/linux-apt.log" >&2; exit 1; }
+    unpack_debs "$root" "${packages[@]}"
     mkdir -p "$STATE/$arch"
-    for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
     for version in "${KERNELS[@]}"; do
       local kernel
-      kernel=$(ls "$work"/root/boot/vmlinuz-"$version"-*)
+      kernel=$(ls "$root"/boot/vmlinuz-"$version"-*)
       cp "$kernel" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-${version%.0}"
     done
-    cp "$work/root/bin/busybox" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/busybox"
-    rm -rf "$work"
+    cp "$root/bin/busybox" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/busybox"
+    rm -rf "$root"
   done
+}
+
+# arm64 emulation for engines, as docker/setup-qemu-action gives CI runners: Debian 12's
+# static qemu-aarch64 registered in binfmt_misc with qemu's own magic and mask for arm64
+# and the F flag (the kernel opens the emulator now, so it runs inside containers, whose
+# root has no qemu). Only on an x86 host, and only where no arm64 entry with F is there.
+QEMU_AARCH64_MAGIC='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+QEMU_AARCH64_MASK='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+register_arm64_emulation() {
+  local binfmt=/proc/sys/fs/binfmt_misc entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+  [ "$(uname -m)" = x86_64 ] || return 0
+  [ -e "$binfmt/register" ] || as_root mount -t binfmt_misc binfmt_misc "$binfmt"
+  if [ -e "$entry" ] && grep -q '^flags: .*F' "$entry"; then return; fi
+  if [ ! -s "$STATE/qemu-aarch64-static" ]; then
+    say "fetching Debian's qemu-user-static for arm64 emulation into $STATE"
+    private_apt
+    local root
+    root=$(mktemp -d)
+    unpack_debs "$root" "qemu-user-static:amd64"
+    cp "$root/usr/bin/qemu-aarch64-static" "$STATE/part" && mv "$STATE/part" "$STATE/qemu-aarch64-static"
+    rm -rf "$root"
+  fi
+  say "registering $STATE/qemu-aarch64-static for arm64 programs in binfmt_misc"
+  # An entry without F cannot run in containers: replaced.
+  if [ -e "$entry" ]; then echo -1 | as_root tee "$entry" >/dev/null; fi
+  echo ":qemu-aarch64:M::$QEMU_AARCH64_MAGIC:$QEMU_AARCH64_MASK:$STATE/qemu-aarch64-static:F" \
+    | as_root tee "$binfmt/register" >/dev/null
 }
 
 # podman: crun fails here (cgroups in hybrid mode) and default rlimits are refused,
@@ -153,6 +197,9 @@ status() {
   for cmd in podman skopeo umoci runc ctr qemu-aarch64 qemu-system-aarch64 qemu-system-x86_64; do
     command -v "$cmd" >/dev/null && say "$cmd: $(command -v "$cmd")" || { say "$cmd: missing"; ok=1; }
   done
+  grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
+    && say "arm64 emulation: $(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)" \
+    || { say "arm64 emulation: not registered"; ok=1; }
   for arch in "${LINUXES[@]}"; do
     ls "$STATE/$arch"/vmlinuz-* >/dev/null 2>&1 && say "$arch linux: $(cd "$STATE/$arch" && echo vmlinuz-*)" \
       || { say "$arch linux: missing"; ok=1; }
@@ -165,6 +212,7 @@ case "${1:-}" in
   up)
     install_missing
     fetch_linux
+    register_arm64_emulation
     configure_podman
     start_docker
     start_registry

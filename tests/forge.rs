@@ -164,20 +164,24 @@ fn programs_run_under_a_100_mb_address_space_limit() {
     }
 }
 
+/// Each program for `arch`, named.
+fn every_program(arch: Arch) -> [(&'static str, Vec<u8>); 5] {
+    [
+        ("hello", hello::program(arch, b"x", 0)),
+        ("exit", exit::program(arch, 0)),
+        ("pause", pause::program(arch)),
+        ("init", init::program(arch)),
+        (
+            "http",
+            http::program(arch, 8000, &http::response(200, "text/plain", b"")),
+        ),
+    ]
+}
+
 #[test]
 fn every_program_has_one_small_read_execute_segment_above_64k() {
     for arch in Arch::ALL {
-        let programs = [
-            ("hello", hello::program(arch, b"x", 0)),
-            ("exit", exit::program(arch, 0)),
-            ("pause", pause::program(arch)),
-            ("init", init::program(arch)),
-            (
-                "http",
-                http::program(arch, 8000, &http::response(200, "text/plain", b"")),
-            ),
-        ];
-        for (name, program) in programs {
+        for (name, program) in every_program(arch) {
             // Read as the kernel does: tiny layouts reuse fields general parsers insist on.
             let elf = kernel_elf::read(&program).unwrap_or_else(|e| panic!("{name} {arch:?}: {e}"));
             assert_eq!(elf.machine, arch.elf_machine());
@@ -202,6 +206,27 @@ fn every_program_has_one_small_read_execute_segment_above_64k() {
                 "{name} {arch:?}: entry in the file"
             );
         }
+    }
+}
+
+/// The binfmt_misc entry for arm64 in qemu's `scripts/qemu-binfmt-conf.sh` (7.2), which
+/// docker/setup-qemu-action, tonistiigi/binfmt and Debian's qemu-user-static register:
+/// the file's first 20 bytes, masked, must equal the magic.
+const QEMU_AARCH64_MAGIC: &[u8; 20] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00";
+const QEMU_AARCH64_MASK: &[u8; 20] =
+    b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+
+/// So an x86 host runs arm64 images under emulation (`docker run --platform linux/arm64`,
+/// run for real in tests/forge_engines.rs): no code in `e_ident`'s padding.
+#[test]
+fn arm64_programs_match_the_binfmt_entry_qemu_registers() {
+    for (name, program) in every_program(Arch::Arm64) {
+        let masked: Vec<u8> = program
+            .iter()
+            .zip(QEMU_AARCH64_MASK)
+            .map(|(byte, mask)| byte & mask)
+            .collect();
+        assert_eq!(masked, QEMU_AARCH64_MAGIC, "{name}: {:02x?}", &program[..20]);
     }
 }
 

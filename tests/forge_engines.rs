@@ -1,6 +1,7 @@
 //! Generated programs in real engines: `docker run` output and status for amd64 and 386
-//! under Docker's default seccomp profile, `docker stop` that returns at once, and
-//! multi-platform images read by skopeo, podman, containerd and docker.
+//! under Docker's default seccomp profile (and arm64 under emulation), `docker stop` that
+//! returns at once, and multi-platform images read by skopeo, podman, containerd and
+//! docker.
 
 mod common;
 
@@ -39,21 +40,27 @@ fn hello_exit_true_false_run_in_docker_on_amd64_and_386() {
         return;
     }
     for platform in NATIVE {
-        let (tag, _cleanup) = load(&["hello", "Hi IDBS Engineering! RE\n"], platform);
-        let out = output(sh(&format!("docker run --rm --network=none {tag}")));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "Hi IDBS Engineering! RE\n",
-            "{platform}"
-        );
-        assert_eq!(out.status.code(), Some(0));
-        let arch = ok(sh(&format!("docker inspect -f '{{{{.Architecture}}}}' {tag}")));
-        assert_eq!(arch.trim(), platform.trim_start_matches("linux/"));
-        for (args, status) in [(vec!["exit", "42"], 42), (vec!["true"], 0), (vec!["false"], 1)] {
-            let (tag, _cleanup) = load(&args, platform);
-            let out = output(sh(&format!("docker run --rm --network=none {tag}")));
-            assert_eq!(out.status.code(), Some(status), "{args:?} {platform}");
-        }
+        hello_exit_true_false_run_in_docker(platform);
+    }
+}
+
+/// Output and status of hello, exit 42, true and false run by docker for `platform`.
+fn hello_exit_true_false_run_in_docker(platform: &str) {
+    let (tag, _cleanup) = load(&["hello", "Hi IDBS Engineering! RE\n"], platform);
+    let run = format!("docker run --rm --network=none --platform {platform}");
+    let out = output(sh(&format!("{run} {tag}")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hi IDBS Engineering! RE\n",
+        "{platform}: {out:?}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let arch = ok(sh(&format!("docker inspect -f '{{{{.Architecture}}}}' {tag}")));
+    assert_eq!(arch.trim(), platform.trim_start_matches("linux/"));
+    for (args, status) in [(vec!["exit", "42"], 42), (vec!["true"], 0), (vec!["false"], 1)] {
+        let (tag, _cleanup) = load(&args, platform);
+        let out = output(sh(&format!("{run} {tag}")));
+        assert_eq!(out.status.code(), Some(status), "{args:?} {platform}: {out:?}");
     }
 }
 
@@ -80,64 +87,80 @@ fn docker_stop_returns_at_once_for_pause_init_and_http() {
     if !engine("docker") {
         return;
     }
-    let dir = workdir();
     for platform in NATIVE {
-        let (pause, _p) = load(&["pause"], platform);
-        // A freeze and thaw (docker pause) must not end it.
-        let (took, code) = timed_stop("--network=none", &pause, |name| {
-            std::thread::sleep(Duration::from_millis(300));
-            ok(sh(&format!("docker pause {name} && docker unpause {name}")));
-            std::thread::sleep(Duration::from_millis(200));
-            let state = ok(sh(&format!("docker inspect -f '{{{{.State.Status}}}}' {name}")));
-            assert_eq!(state.trim(), "running", "pause {platform} after docker unpause");
-        });
-        assert!(took < WELL_UNDER_TIMEOUT, "pause {platform}: docker stop took {took:?}");
-        assert_eq!(code, "0", "pause {platform}");
-
-        // init as PID 1 with pause as its child: SIGTERM is forwarded, both exit 0.
-        let arch = Arch::ALL
-            .into_iter()
-            .find(|a| a.platform().to_string() == platform)
-            .unwrap();
-        let init_file = write_exe(&dir.path().join(format!("init-{arch:?}")), &init::program(arch));
-        let pause_file = write_exe(&dir.path().join(format!("pause-{arch:?}")), &pause::program(arch));
-        let tag = format!("{}:t", unique("speck-init"));
-        let _c = Cleanup(vec![format!("docker rmi -f {tag}")]);
-        ok(speck()
-            .arg("pack")
-            .arg(format!("{}:/init", init_file.display()))
-            .arg(format!("{}:/pause", pause_file.display()))
-            .args([
-                "--entrypoint",
-                "/init",
-                "--platform",
-                platform,
-                "--load",
-                "docker",
-                "-t",
-                &tag,
-                "--",
-                "/pause",
-            ]));
-        let (took, code) = timed_stop("--network=none", &tag, |_| {
-            std::thread::sleep(Duration::from_millis(300))
-        });
-        assert!(took < WELL_UNDER_TIMEOUT, "init {platform}: docker stop took {took:?}");
-        assert_eq!(code, "0", "init {platform}: the child's status");
-
-        let port = free_port().to_string();
-        let (http, _h) = load(&["http", "--port", &port, "--body", "up\n"], platform);
-        let url = format!("http://127.0.0.1:{port}/");
-        let (took, code) = timed_stop("--network=host", &http, |_| {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while output(sh(&format!("curl -sf -m 1 {url}"))).stdout != b"up\n" {
-                assert!(Instant::now() < deadline, "http {platform} never answered");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        assert!(took < WELL_UNDER_TIMEOUT, "http {platform}: docker stop took {took:?}");
-        assert_eq!(code, "0", "http {platform}");
+        docker_stop_returns_at_once(platform);
     }
+}
+
+/// `docker stop` of pause, of init with pause as its child and of http, for `platform`:
+/// at once, and with status 0.
+fn docker_stop_returns_at_once(platform: &str) {
+    let dir = workdir();
+    let (pause, _p) = load(&["pause"], platform);
+    // A freeze and thaw (docker pause) must not end it.
+    let run_args = format!("--network=none --platform {platform}");
+    let (took, code) = timed_stop(&run_args, &pause, |name| {
+        std::thread::sleep(Duration::from_millis(300));
+        ok(sh(&format!("docker pause {name} && docker unpause {name}")));
+        std::thread::sleep(Duration::from_millis(200));
+        let state = ok(sh(&format!("docker inspect -f '{{{{.State.Status}}}}' {name}")));
+        assert_eq!(state.trim(), "running", "pause {platform} after docker unpause");
+    });
+    assert!(took < WELL_UNDER_TIMEOUT, "pause {platform}: docker stop took {took:?}");
+    assert_eq!(code, "0", "pause {platform}");
+
+    // init as PID 1 with pause as its child: SIGTERM is forwarded, both exit 0.
+    let arch = Arch::ALL
+        .into_iter()
+        .find(|a| a.platform().to_string().starts_with(platform))
+        .unwrap();
+    let init_file = write_exe(&dir.path().join(format!("init-{arch:?}")), &init::program(arch));
+    let pause_file = write_exe(&dir.path().join(format!("pause-{arch:?}")), &pause::program(arch));
+    let tag = format!("{}:t", unique("speck-init"));
+    let _c = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    ok(speck()
+        .arg("pack")
+        .arg(format!("{}:/init", init_file.display()))
+        .arg(format!("{}:/pause", pause_file.display()))
+        .args([
+            "--entrypoint",
+            "/init",
+            "--platform",
+            platform,
+            "--load",
+            "docker",
+            "-t",
+            &tag,
+            "--",
+            "/pause",
+        ]));
+    let (took, code) = timed_stop(&run_args, &tag, |_| std::thread::sleep(Duration::from_millis(300)));
+    assert!(took < WELL_UNDER_TIMEOUT, "init {platform}: docker stop took {took:?}");
+    assert_eq!(code, "0", "init {platform}: the child's status");
+
+    let port = free_port().to_string();
+    let (http, _h) = load(&["http", "--port", &port, "--body", "up\n"], platform);
+    let url = format!("http://127.0.0.1:{port}/");
+    let (took, code) = timed_stop(&format!("--network=host --platform {platform}"), &http, |_| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while output(sh(&format!("curl -sf -m 1 {url}"))).stdout != b"up\n" {
+            assert!(Instant::now() < deadline, "http {platform} never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert!(took < WELL_UNDER_TIMEOUT, "http {platform}: docker stop took {took:?}");
+    assert_eq!(code, "0", "http {platform}");
+}
+
+/// arm64 images on this x86 host as CI runners test them: docker runs them under the qemu
+/// that binfmt_misc has (scripts/engines.sh registers it as docker/setup-qemu-action does).
+#[test]
+fn arm64_images_run_in_docker_under_emulation() {
+    if !engine("docker") || !engine("arm64-emulation") {
+        return;
+    }
+    hello_exit_true_false_run_in_docker("linux/arm64");
+    docker_stop_returns_at_once("linux/arm64");
 }
 
 #[test]

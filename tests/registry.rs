@@ -80,6 +80,25 @@ fn pushed_images_pull_and_run_in_docker_podman_and_ctr_with_the_local_digest() {
     ok(sh(&format!("{ctr} images pull --plain-http {pushed}")));
     let id = unique("speck-ctr");
     assert_eq!(ok(sh(&format!("{ctr} run --rm {pushed} {id}"))), "pushed\n");
+
+    // Each other platform of the index, as --platform picks it: 386 natively, arm64 under
+    // the emulation binfmt_misc has (docker keeps one platform per name: removed between).
+    if engine("arm64-emulation") {
+        for platform in ["linux/386", "linux/arm64"] {
+            ok(sh(&format!(
+                "docker rmi {pushed} && docker pull -q --platform {platform} {pushed}"
+            )));
+            let arch = ok(sh(&format!("docker inspect -f '{{{{.Architecture}}}}' {pushed}")));
+            assert_eq!(arch.trim(), platform.trim_start_matches("linux/"));
+            let run = format!("docker run --rm --platform {platform} {pushed}");
+            assert_eq!(ok(sh(&run)), "pushed\n", "{platform}");
+        }
+        ok(sh(&format!("podman rmi {pushed}")));
+        let run = format!("podman run --rm --tls-verify=false --arch arm64 {pushed}");
+        assert_eq!(ok(sh(&run)), "pushed\n");
+        let arch = ok(sh(&format!("podman image inspect -f '{{{{.Architecture}}}}' {pushed}")));
+        assert_eq!(arch.trim(), "arm64");
+    }
 }
 
 #[test]

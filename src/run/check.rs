@@ -224,7 +224,7 @@ impl Scene<'_> {
                         "architecture",
                         Verdict::Fail,
                         format!(
-                            "/{path} is {}, but the image is {platform}: it fails with \"exec format error\"",
+                            "/{path} is {}, but the image is {platform}: on such a host it fails with \"exec format error\", unless an emulator for it is registered",
                             facts.machine_name
                         ),
                         "build the program for the image's platform, or set the platform the program is for",

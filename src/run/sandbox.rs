@@ -659,7 +659,7 @@ fn execute(prepared: &Prepared) -> (i32, String) {
             CANNOT_EXECUTE,
             match &prepared.foreign_platform {
                 Some(platform) => format!(
-                    "exec {path}: exec format error: the image is for {platform} and this machine is {}, with no emulator for it registered in binfmt_misc; run the image built for this machine, or install one (Debian: qemu-user-static)",
+                    "exec {path}: exec format error: the image is for {platform} and this machine is {}, and no emulator registered in binfmt_misc takes it; run the image built for this machine, or register one (Debian: qemu-user-static; docker: tonistiigi/binfmt)",
                     Platform::host()
                 ),
                 None => format!(

@@ -71,6 +71,9 @@ pub fn engine(engine: &str) -> bool {
         "qemu-x86_64" => "qemu-x86_64 --version",
         "qemu-i386" => "qemu-i386 --version",
         "registry" => "curl -fsS http://127.0.0.1:5000/v2/",
+        // What `docker run --platform linux/arm64` needs on an x86 host: an emulator in
+        // binfmt_misc, opened at registration (F) so that it runs inside containers.
+        "arm64-emulation" => "grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64",
         "arm64-linux" => {
             "qemu-system-aarch64 --version && cpio --version && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.1 && \
