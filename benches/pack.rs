@@ -148,11 +148,6 @@ fn print_program_sizes() {
             );
         }
     }
-    println!();
-    println!(
-        "arm64 keeps e_ident's padding free of code, so that the binfmt_misc entry qemu registers \
-         takes it (docker run --platform linux/arm64 on x86 hosts): 4 bytes more than code there."
-    );
 }
 
 /// Golf levels and compressions, as `speck` arguments.

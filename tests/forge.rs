@@ -850,7 +850,7 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
             use yaxpeax_arch::{Decoder as _, U8Reader};
             let decoder = yaxpeax_arm::armv8::a64::InstDecoder::default();
             let mut lines: Vec<String> = Vec::new();
-            let mut at = start;
+            let (mut at, mut listed) = (start, Vec::new());
             while at + 4 <= program.len() {
                 let word = u32::from_le_bytes(program[at..at + 4].try_into().unwrap());
                 let instruction = decoder
@@ -862,9 +862,16 @@ fn listing(arch: Arch, program: &[u8]) -> Vec<String> {
                 if exits {
                     break; // SYS_exit: what follows may be header fields
                 }
-                // An unconditional branch (b) may lead from one header hole to the next.
+                // An unconditional branch (b) may lead from one header hole to the next, or
+                // back from the body to the last ones; one to code already listed closes a
+                // loop that nothing falls out of.
+                listed.push(at);
                 at = if word >> 26 == 0b000101 {
-                    at + 4 * (word & 0x03ff_ffff) as usize
+                    let target = at.wrapping_add_signed(((word << 6) as i32 >> 6) as isize * 4);
+                    if listed.contains(&target) {
+                        break;
+                    }
+                    target
                 } else {
                     at + 4
                 };

@@ -2,8 +2,9 @@
 //! the tricks that overlap them.
 //!
 //! A program is one loadable segment holding the headers and the program's body (code,
-//! then data), mapped at [`LOAD_ADDRESS`] (higher on amd64, and for a 386 program that
-//! starts writing: see below). The loader needs nothing else: no sections, no
+//! then data), mapped at [`LOAD_ADDRESS`] on 386 (higher for a program that starts
+//! writing: see below), and higher on amd64 and arm64, where the entry point's address is
+//! code too. The loader needs nothing else: no sections, no
 //! symbols, no dynamic table. What Linux's loader checks (and so what must stay exact) is
 //! the magic, `e_type`, `e_machine`, `e_phentsize`, `e_phnum` and the program header;
 //! qemu-user also checks `e_ident`, `e_ehsize` and `e_phentsize`.
@@ -17,9 +18,11 @@
 //!   end of the ELF header. Those 8 bytes are `e_phnum`, `e_shentsize`, `e_shnum` and
 //!   `e_shstrndx`; as the start of the program header they read `p_type = 1` (so
 //!   `e_phnum = 1`, `e_shentsize = 0`) and `p_flags = 5` (so `e_shnum = 5`, ignored: there
-//!   is no section table). 112 bytes of headers. `e_ident` holds no code: the first 20
-//!   bytes stay as the binfmt_misc handler that qemu registers matches them (see
-//!   [`ARM64_HOLES`]), so an x86 host with emulation runs arm64 images too.
+//!   is no section table). 112 bytes of headers. Execution starts at `e_version`, and
+//!   `e_entry`'s low word, the entry point's address, is a branch onward (see
+//!   [`ARM64_LOAD_ADDRESS`]). `e_ident` holds no code: the first 20 bytes stay as the
+//!   binfmt_misc entry qemu registers matches them (see [`ARM64_HOLES`]), so an x86 host
+//!   with emulation runs arm64 images too.
 //! - **ELF32** (386): the program header starts at byte 4, inside `e_ident`, and the ELF
 //!   header's fields double as its fields (see [`elf32`]). 46 bytes of headers. A program
 //!   that writes first may start with the registers for it and a zero on the stack, set
@@ -37,9 +40,22 @@
 
 use super::Arch;
 
-/// Where the single segment is mapped on 386 and arm64. At or above 0x10000 so that
-/// hosts with `vm.mmap_min_addr=65536` (the common default) still map it.
+/// Where the single segment is mapped on 386. At or above 0x10000 so that hosts with
+/// `vm.mmap_min_addr=65536` (the common default) still map it.
 pub const LOAD_ADDRESS: u64 = 0x10000;
+
+/// Where arm64 code starts: `e_version`, which no loader reads (see [`ARM64_HOLES`]).
+const ARM64_ENTRY: usize = 20;
+
+/// `e_entry`'s low word, which follows the entry's one instruction: `b` to `p_align`'s
+/// hole, 80 bytes on. Being the entry point's address too, it decides where the file is
+/// mapped ([`ARM64_LOAD_ADDRESS`]).
+const ARM64_ENTRY_BRANCH: u32 = 0x1400_0000 | ((104 - 24) / 4);
+
+/// Where the arm64 layout maps the file: 320 MiB up, where the entry point's address
+/// ([`ARM64_ENTRY`] bytes in) is [`ARM64_ENTRY_BRANCH`]. Only the file's page is mapped.
+const ARM64_LOAD_ADDRESS: u64 = ARM64_ENTRY_BRANCH as u64 - ARM64_ENTRY as u64;
+const _: () = assert!(ARM64_LOAD_ADDRESS.is_multiple_of(4096) && ARM64_LOAD_ADDRESS == 0x1400_0000);
 
 /// The ELF32 headers' last four bytes, `e_phentsize` (32) and `e_phnum` (1), as a
 /// little-endian word. A piece that ends with them overlaps them as the way out of the
@@ -55,17 +71,17 @@ const _: () = assert!(ELF32_TAIL >> 8 == LOAD_ADDRESS as u32 >> 8);
 pub const ELF32_IGNORE_ACTION: u32 = LOAD_ADDRESS as u32 + 4;
 
 /// The arm64 program header from `p_offset` (1) on, read as a `struct sigaction`:
-/// handler SIG_IGN; flags `p_vaddr`, the load address plus 1: SA_NOCLDSTOP and a bit
-/// AArch64 leaves undefined (the kernel clears it); restorer and mask (`p_paddr`, code
-/// in a hole, and `p_filesz`) unused, as no handler runs.
-pub const ARM64_IGNORE_ACTION: u64 = LOAD_ADDRESS + 64;
+/// handler SIG_IGN. Its flags (`p_vaddr`, the load address plus 1: SA_NOCLDSTOP,
+/// SA_RESTORER and SA_RESTART), restorer and mask (`p_paddr`, code in a hole, and
+/// `p_filesz`) only matter to a handler, and no handler runs.
+pub const ARM64_IGNORE_ACTION: u64 = ARM64_LOAD_ADDRESS + 64;
 
 /// The arm64 ELF header from `e_entry` on, read as a `struct sigaction`: its handler is
 /// the entry point; its flags, `e_phoff` (56), hold only bits AArch64 leaves undefined
 /// (the kernel clears them); its restorer (`e_shoff`, code in a hole) goes unused, as no
 /// flag asks for one, and its mask (`e_flags`.., code and header) only holds signals
 /// back while the handler runs.
-pub const ARM64_ENTRY_ACTION: u64 = LOAD_ADDRESS + 24;
+pub const ARM64_ENTRY_ACTION: u64 = ARM64_LOAD_ADDRESS + 24;
 
 /// Where the amd64 layout maps the file: `p_flags` (5) is the high half of `e_entry`.
 const AMD64_LOAD_ADDRESS: u64 = 5 << 32;
@@ -82,10 +98,10 @@ pub fn headers_len(arch: Arch) -> usize {
 /// The address the first byte of the body is mapped at when the program starts
 /// [`Start::Zeroed`] (a 386 one that starts [`Start::Writing`] is mapped higher).
 pub fn body_address(arch: Arch) -> u64 {
-    let load = if arch == Arch::Amd64 {
-        AMD64_LOAD_ADDRESS
-    } else {
-        LOAD_ADDRESS
+    let load = match arch {
+        Arch::Amd64 => AMD64_LOAD_ADDRESS,
+        Arch::I386 => LOAD_ADDRESS,
+        Arch::Arm64 => ARM64_LOAD_ADDRESS,
     };
     load + headers_len(arch) as u64
 }
@@ -157,14 +173,28 @@ const ELF32_HOLES: [Hole; 1] = [Hole {
     onward: Some((&[0x3d], ELF32_HEADERS)),
 }];
 
-/// The arm64 holes: `e_shoff` and `e_flags`; `p_paddr`; `p_align`, which runs straight
-/// on into a body without data. Not `e_ident[8..16]`, which Linux and qemu ignore: the
-/// binfmt_misc entry qemu registers for arm64 (`qemu-binfmt-conf.sh`, and with it
-/// docker/setup-qemu-action, tonistiigi/binfmt and Debian's qemu-user-static) matches
-/// those bytes as zeros, and a file it does not match fails on an x86 host with "exec
-/// format error" (`docker run --platform linux/arm64`). Keeping them costs a hole of two
-/// instructions, one of them a jump onward: 4 bytes.
-const ARM64_HOLES: [Hole; 3] = [
+/// The arm64 holes, in the order the code runs through them when it fills them all:
+/// `e_version`, where execution starts, left through `e_entry`, whose low word is a `b`
+/// to the next ([`ARM64_ENTRY_BRANCH`]); `p_align`, which runs straight on into the body;
+/// `e_shoff` and `e_flags`; `p_paddr`. The last two may instead hold the program's end,
+/// the body jumping to them (see [`arm64_ending_in_holes`]).
+///
+/// Not `e_ident[8..16]`, which Linux and qemu ignore: the binfmt_misc entry qemu
+/// registers for arm64 (`qemu-binfmt-conf.sh`, and with it docker/setup-qemu-action,
+/// tonistiigi/binfmt and Debian's qemu-user-static) matches those bytes as zeros, and a
+/// file it does not match fails on an x86 host with "exec format error" (`docker run
+/// --platform linux/arm64`).
+const ARM64_HOLES: [Hole; 4] = [
+    Hole {
+        at: ARM64_ENTRY,
+        end: 24,
+        onward: Some((&[], 104)),
+    },
+    Hole {
+        at: 104,
+        end: 112,
+        onward: Some((&[], 112)),
+    },
     Hole {
         at: 40,
         end: 52,
@@ -174,11 +204,6 @@ const ARM64_HOLES: [Hole; 3] = [
         at: 80,
         end: 88,
         onward: None,
-    },
-    Hole {
-        at: 104,
-        end: 112,
-        onward: Some((&[], 112)),
     },
 ];
 
@@ -238,12 +263,18 @@ pub fn in_pieces(arch: Arch, data: &[u8], pieces: &[Vec<u8>], ending: Ending, st
         all.insert(0, nop(arch));
         leading_nops += 1;
     }
-    let chained = chained(arch, &all, start);
     let in_header = (ending == Ending::MayBeInHeader).then(|| amd64_exit_in_header(arch, &all));
-    let mut code = match in_header.flatten() {
-        Some(other) if other.end < chained.end => other,
-        _ => chained,
-    };
+    let candidates = [
+        Some(chained(arch, &all, start)),
+        in_header.flatten(),
+        arm64_ending_in_holes(arch, &all),
+    ];
+    // The shortest; the usual layout when that is no longer.
+    let mut code = candidates
+        .into_iter()
+        .flatten()
+        .min_by_key(|code| code.end)
+        .expect("the usual layout is a candidate");
     code.offsets.drain(..leading_nops);
     let Code {
         mut elf,
@@ -315,10 +346,7 @@ fn chained(arch: Arch, pieces: &[&[u8]], start: Start) -> Code {
             let elf = elf32(&[], ELF32_WRITING_LOAD, ELF32_WRITING_ENTRY);
             (elf, ELF32_WRITING_LOAD.into(), &ELF32_HOLES)
         }
-        (Arch::Arm64, _) => {
-            let elf = arm64_headers(LOAD_ADDRESS + ARM64_HOLES[0].at as u64);
-            (elf, LOAD_ADDRESS, &ARM64_HOLES)
-        }
+        (Arch::Arm64, _) => (arm64_headers(), ARM64_LOAD_ADDRESS, &ARM64_HOLES),
     };
     let offsets = spread(arch, &mut elf, holes, headers_len(arch), pieces);
     let end = code_end(arch, &offsets, pieces);
@@ -379,6 +407,50 @@ fn amd64_exit_in_header(arch: Arch, pieces: &[&[u8]]) -> Option<Code> {
     })
 }
 
+/// The arm64 layout that ends in the headers: the first pieces run through the entry's
+/// and `p_align`'s holes (see [`ARM64_HOLES`]) into the body, which jumps to the last
+/// ones, as many as the other two holes take whole. Programs end in `exit` or a loop,
+/// so nothing runs on from the last hole.
+fn arm64_ending_in_holes(arch: Arch, pieces: &[&[u8]]) -> Option<Code> {
+    if arch != Arch::Arm64 {
+        return None;
+    }
+    let (chain, ending) = ARM64_HOLES.split_at(2);
+    let fits = |tail: &[&[u8]]| {
+        let offsets = spread(arch, &mut arm64_headers(), ending, ELF64_HEADERS, tail);
+        offsets.iter().all(|&at| at < ELF64_HEADERS)
+    };
+    let split = (0..pieces.len()).find(|&split| fits(&pieces[split..]))?;
+    let (head, tail) = pieces.split_at(split);
+    let mut elf = arm64_headers();
+    // The jump to the tail, written once it is placed: none after a head that ends in
+    // `b` (a loop), as the tail is then only reached by address.
+    let jump = [0; 4];
+    let falls_through = head.last().is_none_or(|piece| !arm64_ends_in_branch(piece));
+    let chain_pieces: Vec<&[u8]> = head.iter().copied().chain(falls_through.then_some(&jump[..])).collect();
+    let mut offsets = spread(arch, &mut elf, chain, ELF64_HEADERS, &chain_pieces);
+    let end = code_end(arch, &offsets, &chain_pieces);
+    if falls_through {
+        let jump_at = offsets.pop().expect("the jump is placed");
+        write_jump(arch, &mut elf, jump_at, ending[0].at);
+    }
+    offsets.extend(spread(arch, &mut elf, ending, ELF64_HEADERS, tail));
+    Some(Code {
+        elf,
+        page: ARM64_LOAD_ADDRESS,
+        offsets,
+        end,
+        exit_in_header: false,
+    })
+}
+
+/// Whether an AArch64 piece ends in `b`, after which nothing runs on.
+fn arm64_ends_in_branch(piece: &[u8]) -> bool {
+    piece
+        .last_chunk::<4>()
+        .is_some_and(|word| u32::from_le_bytes(*word) >> 26 == 0b000101)
+}
+
 /// Where the file may end: after its last byte that is not zero, as the loader's
 /// mapping reads zeros past a file's end to the end of its last page (the ELF32 headers'
 /// last byte, `e_phnum`'s high one, comes from the loader's zeroed buffer). Not before
@@ -427,7 +499,7 @@ fn spread(arch: Arch, elf: &mut Vec<u8>, holes: &[Hole], body_at: usize, pieces:
             if !all_fit && at + piece.len() + onward_len > hole.end {
                 // A piece that ends with the bytes the way onward would swallow takes
                 // its place, overlapping them.
-                if let Some(start) = onward.and(overlap_start(elf, hole, next, at, piece)) {
+                if let Some(start) = onward.and_then(|_| overlap_start(elf, hole, next, at, piece)) {
                     fill_with_nops(arch, elf, at, start);
                     elf[start..next].copy_from_slice(piece);
                     offsets.push(start);
@@ -563,15 +635,15 @@ fn amd64_segment(elf: &mut Vec<u8>, file_size: usize, filesz: u64) {
 
 const ELF64_HEADERS: usize = 64 + 56 - 8;
 
-/// The arm64 layout's headers, execution starting at address `entry`.
-fn arm64_headers(entry: u64) -> Vec<u8> {
+/// The arm64 layout's headers, execution starting at [`ARM64_ENTRY`].
+fn arm64_headers() -> Vec<u8> {
     let mut elf = Vec::with_capacity(ELF64_HEADERS);
     // e_ident: magic, 64-bit, little-endian, version 1, System V, padding.
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     put(&mut elf, 2, 2); // e_type: ET_EXEC
     put(&mut elf, 2, Arch::Arm64.elf_machine().into()); // e_machine
     put(&mut elf, 4, 1); // e_version
-    put(&mut elf, 8, entry); // e_entry
+    put(&mut elf, 8, ARM64_LOAD_ADDRESS + ARM64_ENTRY as u64); // e_entry: ARM64_ENTRY_BRANCH
     put(&mut elf, 8, 64 - 8); // e_phoff: the overlapping program header
     put(&mut elf, 8, 0); // e_shoff: no section headers
     put(&mut elf, 4, 0); // e_flags
@@ -583,8 +655,8 @@ fn arm64_headers(entry: u64) -> Vec<u8> {
     // maps from the page start all the same, and the 1 makes the word a SIG_IGN (see
     // ARM64_IGNORE_ACTION).
     put(&mut elf, 8, 1); // p_offset
-    put(&mut elf, 8, LOAD_ADDRESS + 1); // p_vaddr
-    put(&mut elf, 8, LOAD_ADDRESS); // p_paddr
+    put(&mut elf, 8, ARM64_LOAD_ADDRESS + 1); // p_vaddr
+    put(&mut elf, 8, 0); // p_paddr
     put(&mut elf, 8, 0); // p_filesz, p_memsz: see elf64_sizes
     put(&mut elf, 8, 0);
     put(&mut elf, 8, 0x1000); // p_align
@@ -801,14 +873,9 @@ mod tests {
         assert_eq!(action, [1, 0, 0, 0, 0, 0, 0, 0], "SIG_IGN, no flags");
         let arm64 = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 20)).elf;
         let word = |at: u64| u64::from_le_bytes(arm64[at as usize..at as usize + 8].try_into().unwrap());
-        let ignore = ARM64_IGNORE_ACTION - LOAD_ADDRESS;
-        assert_eq!(word(ignore), 1, "SIG_IGN");
-        assert_eq!(
-            word(ignore + 8) & 0xdc00_0c07,
-            1,
-            "SA_NOCLDSTOP, and flags no kernel acts on"
-        );
-        let action = ARM64_ENTRY_ACTION - LOAD_ADDRESS;
+        // Its flags, restorer and mask only matter to a handler.
+        assert_eq!(word(ARM64_IGNORE_ACTION - ARM64_LOAD_ADDRESS), 1, "SIG_IGN");
+        let action = ARM64_ENTRY_ACTION - ARM64_LOAD_ADDRESS;
         assert_eq!(word(action), kernel_elf::read(&arm64).unwrap().entry, "the handler");
         // AArch64's flags: SA_NOCLDSTOP.. SA_SIGINFO (0x7), SA_UNSUPPORTED, SA_EXPOSE_TAGBITS
         // (0xc00), SA_ONSTACK.. SA_RESETHAND (0xdc000000).
@@ -829,11 +896,7 @@ mod tests {
     fn pieces_fill_the_holes_in_order_then_follow_the_headers_and_the_data_follows() {
         // (arch, pieces the holes take when no more follow, and when more follow (the
         // ways onward take room), the file's size with the holes full)
-        for (arch, alone, followed, headers) in [
-            (Arch::I386, 10, 9, 45),
-            (Arch::Amd64, 19, 17, 80),
-            (Arch::Arm64, 5, 5, 112),
-        ] {
+        for (arch, alone, followed, headers) in [(Arch::I386, 10, 9, 45), (Arch::Amd64, 19, 17, 80)] {
             assert_eq!(laid_out(arch, &[], &pieces(arch, alone)).elf.len(), headers, "{arch:?}");
             let piece = nop(arch).len();
             let placed = laid_out(arch, b"data", &pieces(arch, followed + 20));
@@ -874,10 +937,48 @@ mod tests {
             &[0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x3d]
         );
         assert_eq!(&elf[42..45], &[32, 0, 1], "cmp eax, imm32 over e_phentsize and e_phnum");
-        let elf = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 7)).elf;
-        let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-        assert_eq!(word(48), 0x1400_0000 | ((80 - 48) / 4), "b to the second hole");
-        assert_eq!(kernel_elf::read(&elf).unwrap().entry, LOAD_ADDRESS + 40);
+    }
+
+    #[test]
+    fn arm64_code_starts_in_e_version_and_may_end_in_the_holes_the_body_jumps_to() {
+        let word = |elf: &[u8], at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+        let b = |from: usize, to: usize| 0x1400_0000 | ((to as i32 - from as i32) / 4) as u32 & 0x03ff_ffff;
+        // Six pieces fill the holes (e_version, p_align; e_shoff and e_flags, with a jump
+        // onward; p_paddr): the file is the headers.
+        let elf = laid_out(Arch::Arm64, &[], &pieces(Arch::Arm64, 6)).elf;
+        assert_eq!(elf.len(), ELF64_HEADERS);
+        assert_eq!(
+            (word(&elf, 24), word(&elf, 108), word(&elf, 48)),
+            (b(24, 104), b(108, 40), b(48, 80))
+        );
+        let view = kernel_elf::read(&elf).unwrap();
+        assert_eq!(view.entry, ARM64_LOAD_ADDRESS + 20, "e_entry's low word is the branch");
         assert_eq!(&elf[8..16], &[0; 8], "e_ident's padding, which binfmt_misc matches");
+        // A longer program: three pieces before the body, its last four in the two
+        // other holes, which the body jumps to after the rest.
+        let placed = laid_out(Arch::Arm64, b"data", &pieces(Arch::Arm64, 30));
+        let at: Vec<u64> = placed
+            .pieces
+            .iter()
+            .map(|address| address - ARM64_LOAD_ADDRESS)
+            .collect();
+        assert_eq!(&at[..4], [20, 104, 108, 112]);
+        assert_eq!(&at[26..], [40, 44, 80, 84]);
+        let (elf, jump) = (&placed.elf, 112 + 23 * 4);
+        assert_eq!(word(elf, jump), b(jump, 40));
+        assert_eq!(&elf[jump + 4..], b"data");
+        assert_eq!(placed.data, ARM64_LOAD_ADDRESS + jump as u64 + 4);
+        // After a loop (a piece ending in `b`), nothing runs on: the tail is reached by
+        // address only, and no jump leads to it.
+        let looped = [
+            pieces(Arch::Arm64, 25),
+            vec![b(0, 0).to_le_bytes().to_vec()],
+            pieces(Arch::Arm64, 4),
+        ]
+        .concat();
+        let placed = laid_out(Arch::Arm64, b"data", &looped);
+        let loop_at = (placed.pieces[25] - ARM64_LOAD_ADDRESS) as usize;
+        assert_eq!((loop_at, placed.pieces[26] - ARM64_LOAD_ADDRESS), (112 + 22 * 4, 40));
+        assert_eq!(&placed.elf[loop_at + 4..], b"data");
     }
 }

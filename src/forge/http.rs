@@ -92,7 +92,7 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     assert!(response.len() <= super::hello::MAX_MESSAGE, "response too long");
     // struct sockaddr_in's first word: family AF_INET (2), then the port in network order.
     let family_port = 2 | u32::from(port.to_be()) << 16;
-    // The data: the exits (386 and arm64; amd64's are in its code); the response; on
+    // The data: the exits (386; amd64's and arm64's are in their code); the response; on
     // arm64 the whole struct sockaddr_in, address 0.0.0.0, and 4 more zeros, as bind
     // reads 20 bytes (it reads the struct where it lies: an adr and the 4 bytes that are
     // not zero, as a file's trailing zeros are the loader's (see `elf`), where building
@@ -121,10 +121,9 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     })
 }
 
-/// The code in the data on 386 and arm64 (see [`program`]): exit with the errno of a failed
-/// call (entered at `failed` with -errno in the return register) or with 0 (the SIGTERM
-/// and SIGINT handler, entered at `quit`). Position-independent: it goes wherever the
-/// data goes.
+/// The code in the data on 386 (see [`program`]): exit with the errno of a failed call
+/// (entered at `failed` with -errno in eax) or with 0 (the SIGTERM and SIGINT handler,
+/// entered at `quit`). Position-independent: it goes wherever the data goes.
 struct Exits {
     code: Vec<u8>,
     /// Offsets of the entries.
@@ -133,52 +132,38 @@ struct Exits {
 }
 
 impl Exits {
-    /// None on amd64, whose exits follow the call that pushes the handler's address.
+    /// None on amd64, whose exits follow the call that pushes the handler's address, and
+    /// on arm64, whose exits are its last pieces.
     fn in_data(arch: Arch) -> Option<Self> {
-        let (code, failed, quit) = match arch {
-            Arch::Amd64 => return None,
-            Arch::I386 => {
-                let mut ops = VecAssembler::<X86Relocation>::new(0);
-                dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
-                let quit = ops.offset().0;
-                dynasm!(ops
-                    ; .arch x86
-                    ; xchg ecx, ebx                   // the handler: the kernel enters it with
-                    ; push BYTE 1                     //   ecx = 0, so the status is 0 (failed:
-                    ; pop eax                         //   the errno); SYS_exit
-                    ; int BYTE 0x80u8 as i8
-                );
-                (ops.finalize(), 0, quit)
-            }
-            Arch::Arm64 => {
-                // The handler sets status 0 and runs on through the errno path: the neg
-                // keeps 0, so no branch skips it.
-                let mut ops = VecAssembler::<Aarch64Relocation>::new(0);
-                dynasm!(ops ; .arch aarch64 ; movz x0, 0); // the handler
-                let failed = ops.offset().0;
-                dynasm!(ops
-                    ; .arch aarch64
-                    ; neg x0, x0                      // failed: status the errno
-                    ; movz x8, 93                     // SYS_exit
-                    ; svc 0
-                );
-                (ops.finalize(), failed, 0)
-            }
-        };
+        if arch != Arch::I386 {
+            return None;
+        }
+        let mut ops = VecAssembler::<X86Relocation>::new(0);
+        dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
+        let quit = ops.offset().0;
+        dynasm!(ops
+            ; .arch x86
+            ; xchg ecx, ebx                           // the handler: the kernel enters it with
+            ; push BYTE 1                             //   ecx = 0, so the status is 0 (failed:
+            ; pop eax                                 //   the errno); SYS_exit
+            ; int BYTE 0x80u8 as i8
+        );
         Some(Self {
-            code: code.expect("labels are all defined"),
-            failed,
+            code: ops.finalize().expect("no labels"),
+            failed: 0,
             quit,
         })
     }
 }
 
-/// Where the code's targets are: arm64's struct sockaddr_in, the exits (see [`Exits`]) and
-/// the response.
+/// Where the code's targets in the data are: arm64's struct sockaddr_in, 386's exits (see
+/// [`Exits`]) and the response.
 struct Addresses {
     /// arm64 only: its struct sockaddr_in.
     sockaddr: usize,
+    /// 386 only.
     failed: usize,
+    /// 386 only.
     quit: usize,
     response: usize,
 }
@@ -453,7 +438,9 @@ fn i386(place: &mut Place, at: &Addresses, family_port: u32, response_len: usize
 }
 
 fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>> {
-    let (sockaddr, failed, quit, response) = (at.sockaddr, at.failed, at.quit, at.response);
+    let (sockaddr, response) = (at.sockaddr, at.response);
+    // The exits are the last 4 pieces (see the end).
+    let (quit, failed) = (place.last_pieces(4), place.last_pieces(3));
     let mut code = pieces!(aarch64, Aarch64Relocation, place;
         [cbnz x0, extern quit]                // the entry is the handler too (see
                                               //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
@@ -540,5 +527,14 @@ fn arm64(place: &mut Place, at: &Addresses, response_len: usize) -> Vec<Vec<u8>>
         ops.finalize()
             .expect("the loop's labels are its own and its data within reach"),
     );
+    // The exits, after the loop, so reached only by address: the handler (quit) sets
+    // status 0 and runs on through the errno path (failed): the neg keeps 0, so no branch
+    // skips it.
+    code.extend(pieces!(aarch64, Aarch64Relocation, place;
+        [movz x0, 0]                          // quit
+        [neg x0, x0]                          // failed: status the errno
+        [movz x8, 93]                         // SYS_exit
+        [svc 0]
+    ));
     code
 }

@@ -326,14 +326,14 @@ fn arm64(place: &mut Place, handler: usize, child: usize, failed: usize) -> Vec<
         ; movn x0, 0
         ; svc 0
         ; cmp x0, x19
-        ; b.ne <wait
-        ; ldr w1, [sp]
-        ; ands w0, w1, 0x7f
-        ; add w2, w0, 128
-        ; ubfx w0, w1, 8, 8
-        ; csel w0, w0, w2, eq
-        ; movz x8, 93                         // SYS_exit
-        ; svc 0]
+        ; b.ne <wait]
+        [ldr w1, [sp]]                        // one piece each from here, so the layout may
+        [ands w0, w1, 0x7f]                   //   put the last ones in the headers' holes
+        [add w2, w0, 128]
+        [ubfx w0, w1, 8, 8]
+        [csel w0, w0, w2, eq]
+        [movz x8, 93]                         // SYS_exit
+        [svc 0]
     ));
     code
 }

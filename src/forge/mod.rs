@@ -97,6 +97,13 @@ impl Place {
         self.next += 1;
         at as usize
     }
+
+    /// The address of the first of the program's last `count` pieces, for code that
+    /// refers to them before they are assembled (provisionally the data's address).
+    fn last_pieces(&self, count: usize) -> usize {
+        let index = self.pieces.len().checked_sub(count);
+        index.map_or(self.data, |index| self.pieces[index]) as usize
+    }
 }
 
 /// A program of `data` and code in pieces, which the layout spreads over the headers'

@@ -19,12 +19,10 @@ const ENDING: u32 = 1 << (signal::TERM - 1) | 1 << (signal::INT - 1);
 
 /// A static pause program for `arch`.
 pub fn program(arch: Arch) -> Vec<u8> {
-    // The data: on 386 the set, its zeros past the file's end (see `elf`); on arm64 the
-    // handler's exit.
+    // The data: on 386 the set, its zeros past the file's end (see `elf`).
     let data = match arch {
         Arch::I386 => u64::from(ENDING).to_le_bytes().to_vec(),
-        Arch::Arm64 => arm64_quit(),
-        Arch::Amd64 => Vec::new(),
+        Arch::Amd64 | Arch::Arm64 => Vec::new(),
     };
     in_pieces(
         arch,
@@ -97,9 +95,9 @@ fn i386(place: &mut Place) -> Vec<Vec<u8>> {
     )
 }
 
-/// The handler's exit is the data.
+/// The handler's exit is the program's end, after the sleep.
 fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
-    let quit = place.data();
+    let quit = place.last_pieces(3);
     pieces!(aarch64, Aarch64Relocation, place;
         [cbnz x0, extern quit]                // the entry is the handler too (see
                                               //   elf::ARM64_ENTRY_ACTION): a start has x0 0,
@@ -119,18 +117,9 @@ fn arm64(place: &mut Place) -> Vec<Vec<u8>> {
                                               //   timeout, sleeps until a handler runs. It
                                               //   never returns (with no handler to run, the
                                               //   kernel restarts it); if it did, it runs on
-                                              //   into quit, the data's start
+                                              //   into quit
+        [movz x0, 0]                          // quit, the last 3 pieces: exit(0)
+        [movz x8, 93]
+        [svc 0]
     )
-}
-
-/// The handler's exit, in the arm64 data.
-fn arm64_quit() -> Vec<u8> {
-    let mut ops = dynasmrt::VecAssembler::<Aarch64Relocation>::new(0);
-    dynasmrt::dynasm!(ops
-        ; .arch aarch64
-        ; movz x0, 0                          // exit(0)
-        ; movz x8, 93
-        ; svc 0
-    );
-    ops.finalize().expect("no labels")
 }
