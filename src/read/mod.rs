@@ -2,7 +2,7 @@
 //! whole-file compressed), OCI layout directories, and the images of local engines (as
 //! `docker save` / `podman save` export them).
 //!
-//! Produces [`image::Image`] values that keep the exact bytes they were read from. Every
+//! Produces [`Image`] values that keep the exact bytes they were read from. Every
 //! digest is verified: blobs named by digest, and each layer against the config's
 //! `rootfs.diff_ids`. Owns these formats' parsing; writes nothing.
 

@@ -149,7 +149,7 @@ pub fn archive(index: &ImageIndex, options: &WriteOptions) -> Compressed {
     golf::compress(tar, options.compress, options.golf)
 }
 
-/// What [`write`] placed.
+/// What [`write()`] placed.
 #[derive(Clone, Debug)]
 pub struct Written {
     /// Bytes written.
