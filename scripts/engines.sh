@@ -38,20 +38,21 @@ install_missing() {
 
 # Debian's packages that are not installed but unpacked into $STATE: apt fetches them
 # (signed indexes, checked digests) through a configuration of its own under $STATE/apt,
-# so the machine's sources and architectures stay as they are. Sets APT, once.
+# so the machine's sources and architectures stay as they are. Debian 12 (bookworm) is
+# preferred; the others give what it lacks. Sets APT, once.
 APT=()
 private_apt() {
   [ ${#APT[@]} -gt 0 ] && return
   local apt_dir="$STATE/apt" suite
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   : >"$apt_dir/sources.list"
-  for suite in bookworm bullseye; do
+  for suite in bookworm bullseye trixie; do
     echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >>"$apt_dir/sources.list"
   done
   echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main" >>"$apt_dir/sources.list"
   APT=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
     -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o Debug::NoLocking=1
-    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
+    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 -o APT::Default-Release=bookworm)
   apt-get "${APT[@]}" update -qq >"$STATE/private-apt.log" 2>&1 || { tail -20 "$STATE/private-apt.log" >&2; exit 1; }
 }
 
@@ -67,14 +68,17 @@ unpack_debs() {
 
 # The Linux kernels that tests/forge_kernel.rs boots, for each Debian architecture in
 # LINUXES: Debian 12's (6.1) and Debian 11's (5.10), as $STATE/<arch>/vmlinuz-<series>,
-# with Debian 12's busybox-static as $STATE/<arch>/busybox.
+# with Debian 12's busybox-static as $STATE/<arch>/busybox; and Debian 13's arm64 kernel
+# for 16 KiB pages (as Apple silicon runs Linux), as $STATE/arm64/vmlinuz-6.12-16k.
 KERNELS=(6.1.0 5.10.0) # Debian 12's series, Debian 11's
+ARM64_16K=6.12
 fetch_linux() {
   local arch version wanted=()
   for arch in "${LINUXES[@]}"; do
     [ -s "$STATE/$arch/busybox" ] || wanted+=("$arch")
     for version in "${KERNELS[@]}"; do [ -s "$STATE/$arch/vmlinuz-${version%.0}" ] || wanted+=("$arch"); done
   done
+  [ -s "$STATE/arm64/vmlinuz-$ARM64_16K-16k" ] || wanted+=(arm64)
   [ ${#wanted[@]} -eq 0 ] && return
   say "fetching Debian's kernels and busybox for ${LINUXES[*]} into $STATE"
   private_apt
@@ -85,6 +89,10 @@ fetch_linux() {
       packages+=("$(apt-cache "${APT[@]}" pkgnames "linux-image-$version-" \
         | grep -E "^linux-image-${version//./\\.}-[0-9]+-$arch\$" | sort -V | tail -1):$arch")
     done
+    if [ "$arch" = arm64 ]; then
+      packages+=("$(apt-cache "${APT[@]}" pkgnames "linux-image-$ARM64_16K." \
+        | grep -E "^linux-image-${ARM64_16K//./\\.}\.[0-9]+\+deb13-arm64-16k-unsigned\$" | sort -V | tail -1):arm64")
+    fi
     unpack_debs "$root" "${packages[@]}"
     mkdir -p "$STATE/$arch"
     for version in "${KERNELS[@]}"; do
@@ -92,6 +100,10 @@ fetch_linux() {
       kernel=$(ls "$root"/boot/vmlinuz-"$version"-*)
       cp "$kernel" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-${version%.0}"
     done
+    if [ "$arch" = arm64 ]; then
+      cp "$root"/boot/vmlinuz-"$ARM64_16K".*-arm64-16k "$STATE/$arch/part" \
+        && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-$ARM64_16K-16k"
+    fi
     cp "$root/bin/busybox" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/busybox"
     rm -rf "$root"
   done

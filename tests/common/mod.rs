@@ -78,6 +78,7 @@ pub fn engine(engine: &str) -> bool {
             "qemu-system-aarch64 --version && cpio --version && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.1 && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-5.10 && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.12-16k && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/busybox"
         }
         "amd64-linux" => {

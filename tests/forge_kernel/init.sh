@@ -123,6 +123,7 @@ check() {
 
 arch=kernel
 report machine "$(uname -m) $(uname -r)"
+report page-kib "$(grep -m1 KernelPageSize /proc/self/smaps | tr -s ' ' | cut -d' ' -f2)"
 for p in /programs/*; do
   arch=${p##*/}
   check "$p"
