@@ -237,7 +237,9 @@ pub struct Placed {
 /// addresses returned; each piece must keep its length (see `forge::in_pieces`).
 ///
 /// On amd64, with [`Ending::MayBeInHeader`], a program whose last piece is a lone
-/// `syscall` ends in the header's instead when that makes the file shorter. `start` says
+/// `syscall` ends in the header's instead when that makes the file shorter. On arm64 the
+/// last pieces may wait in holes the body jumps to (see [`arm64_ending_in_holes`]), so
+/// nothing may run on past the last piece: programs end in `exit` or a loop. `start` says
 /// what the registers hold when the first piece runs.
 ///
 /// # Panics

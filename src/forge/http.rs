@@ -102,16 +102,18 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
         Arch::Arm64 => [family_port.to_le_bytes().as_slice(), &[0; 16]].concat(),
         Arch::Amd64 | Arch::I386 => Vec::new(),
     };
-    let exits = Exits::in_data(arch);
-    let exits_code = exits.as_ref().map_or(&[][..], |exits| exits.code.as_slice());
-    let data = [exits_code, response, &sockaddr].concat();
+    let (exits, quit) = match arch {
+        Arch::I386 => i386_exits(),
+        Arch::Amd64 | Arch::Arm64 => (Vec::new(), 0),
+    };
+    let data = [&exits, response, &sockaddr].concat();
     in_pieces(arch, &data, elf::Ending::InCode, elf::Start::Zeroed, |place| {
-        let exits_at = place.data();
+        let data_at = place.data();
         let at = Addresses {
-            sockaddr: exits_at + exits_code.len() + response.len(),
-            failed: exits_at + exits.as_ref().map_or(0, |exits| exits.failed),
-            quit: exits_at + exits.as_ref().map_or(0, |exits| exits.quit),
-            response: exits_at + exits_code.len(),
+            sockaddr: data_at + exits.len() + response.len(),
+            failed: data_at,
+            quit: data_at + quit,
+            response: data_at + exits.len(),
         };
         match arch {
             Arch::Amd64 => amd64(place, at.response, family_port, response.len()),
@@ -121,43 +123,26 @@ pub fn program(arch: Arch, port: u16, response: &[u8]) -> Vec<u8> {
     })
 }
 
-/// The code in the data on 386 (see [`program`]): exit with the errno of a failed call
-/// (entered at `failed` with -errno in eax) or with 0 (the SIGTERM and SIGINT handler,
-/// entered at `quit`). Position-independent: it goes wherever the data goes.
-struct Exits {
-    code: Vec<u8>,
-    /// Offsets of the entries.
-    failed: usize,
-    quit: usize,
-}
-
-impl Exits {
-    /// None on amd64, whose exits follow the call that pushes the handler's address, and
-    /// on arm64, whose exits are its last pieces.
-    fn in_data(arch: Arch) -> Option<Self> {
-        if arch != Arch::I386 {
-            return None;
-        }
-        let mut ops = VecAssembler::<X86Relocation>::new(0);
-        dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
-        let quit = ops.offset().0;
-        dynasm!(ops
-            ; .arch x86
-            ; xchg ecx, ebx                           // the handler: the kernel enters it with
-            ; push BYTE 1                             //   ecx = 0, so the status is 0 (failed:
-            ; pop eax                                 //   the errno); SYS_exit
-            ; int BYTE 0x80u8 as i8
-        );
-        Some(Self {
-            code: ops.finalize().expect("no labels"),
-            failed: 0,
-            quit,
-        })
-    }
+/// 386's exits, the data's first bytes (see [`program`]), and the offset of `quit` in
+/// them: exit with the errno of a failed call (entered at their start with -errno in eax)
+/// or with 0 (the SIGTERM and SIGINT handler, entered at `quit`). amd64's follow the call
+/// that pushes the handler's address; arm64's are its last pieces.
+fn i386_exits() -> (Vec<u8>, usize) {
+    let mut ops = VecAssembler::<X86Relocation>::new(0);
+    dynasm!(ops ; .arch x86 ; neg eax ; xchg eax, ecx); // failed: the errno
+    let quit = ops.offset().0;
+    dynasm!(ops
+        ; .arch x86
+        ; xchg ecx, ebx                               // the handler: the kernel enters it with
+        ; push BYTE 1                                 //   ecx = 0, so the status is 0 (failed:
+        ; pop eax                                     //   the errno); SYS_exit
+        ; int BYTE 0x80u8 as i8
+    );
+    (ops.finalize().expect("no labels"), quit)
 }
 
 /// Where the code's targets in the data are: arm64's struct sockaddr_in, 386's exits (see
-/// [`Exits`]) and the response.
+/// [`i386_exits`]) and the response.
 struct Addresses {
     /// arm64 only: its struct sockaddr_in.
     sockaddr: usize,

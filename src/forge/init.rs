@@ -329,6 +329,7 @@ fn arm64(place: &mut Place, handler: usize, child: usize, failed: usize) -> Vec<
         ; b.ne <wait]
         [ldr w1, [sp]]                        // one piece each from here, so the layout may
         [ands w0, w1, 0x7f]                   //   put the last ones in the headers' holes
+                                              //   (the branches between keep csel's flags)
         [add w2, w0, 128]
         [ubfx w0, w1, 8, 8]
         [csel w0, w0, w2, eq]

@@ -14,11 +14,12 @@
 
 /// Assembles code in pieces for [`in_pieces`]: each `[...]` is one piece of one or
 /// more instructions (`;`-separated), which the layout keeps together, assembled at the
-/// address the [`Place`] gives it. A piece's labels are its own, and flags do not carry
-/// from one piece to the next (the way from one hole to the next may change them);
-/// registers do. A piece reaches the data as `extern` addresses from [`Place::data`],
-/// pc-relatively or absolutely, and another piece only by an address taken from
-/// [`Place::next_piece`] when that piece was made.
+/// address the [`Place`] gives it. A piece's labels are its own. Registers carry from one
+/// piece to the next; on x86 flags do not (the way from one hole to the next may be a
+/// `cmp` that changes them), on AArch64 they do (its ways onward are branches). A piece
+/// reaches the data as `extern` addresses from [`Place::data`], pc-relatively or
+/// absolutely, and another piece only by an address taken from [`Place::next_piece`]
+/// when that piece was made, or from [`Place::last_pieces`].
 macro_rules! pieces {
     ($arch:tt, $relocation:ty, $place:expr; $([$($instructions:tt)*])*) => {
         vec![$({
