@@ -136,6 +136,23 @@ register_arm64_emulation() {
     | as_root tee "$binfmt/register" >/dev/null
 }
 
+# Docker's default seccomp profile, from the source of the docker.io installed here (Debian
+# ships it in golang-github-docker-docker-dev), as $STATE/docker-seccomp.json:
+# tests/forge.rs checks the arm64 programs' system calls against it, which docker runs
+# here only under emulation, where its filter sees qemu's calls.
+fetch_docker_seccomp() {
+  [ -s "$STATE/docker-seccomp.json" ] && return
+  local version root
+  version=$(dpkg-query -W -f='${source:Version}' docker.io)
+  say "fetching docker.io $version's default seccomp profile into $STATE"
+  private_apt
+  root=$(mktemp -d)
+  unpack_debs "$root" "golang-github-docker-docker-dev=$version"
+  cp "$root/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$STATE/part" \
+    && mv "$STATE/part" "$STATE/docker-seccomp.json"
+  rm -rf "$root"
+}
+
 # podman: crun fails here (cgroups in hybrid mode) and default rlimits are refused,
 # so runc, cgroupfs, no default ulimits, and vfs storage like dockerd.
 configure_podman() {
@@ -225,6 +242,7 @@ case "${1:-}" in
     install_missing
     fetch_linux
     register_arm64_emulation
+    fetch_docker_seccomp
     configure_podman
     start_docker
     start_registry

@@ -1,6 +1,7 @@
 //! Every generated program on every architecture does exactly what it promises:
 //! natively (amd64, 386) or under qemu-aarch64 (arm64), as root and as an unprivileged
-//! user, under `ulimit -v 100000`, and as PID 1 of a fresh PID namespace.
+//! user, under `ulimit -v 100000`, and as PID 1 of a fresh PID namespace; the arm64 ones
+//! make only system calls Docker's default seccomp profile allows.
 
 mod common;
 
@@ -239,6 +240,140 @@ proptest! {
             prop_assert_eq!(&out.stdout, &message, "{:?}", arch);
             prop_assert_eq!(out.status.code(), Some(0));
         }
+    }
+}
+
+// ---- Docker's seccomp profile, for arm64 ----
+
+/// Docker's default seccomp profile as the docker.io run here was built with (its source
+/// package's `profiles/seccomp/default.json`, which `scripts/engines.sh` unpacks).
+fn docker_seccomp_profile() -> serde_json::Value {
+    let state = std::env::var("SPECK_ENGINES_STATE").unwrap_or_else(|_| "/tmp/speck-engines".into());
+    let json = std::fs::read(Path::new(&state).join("docker-seccomp.json")).unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// Whether `profile` lets an arm64 task with no capabilities added make system call
+/// `name` with first argument `arg0` (the only argument the rules for speck's calls
+/// test): some rule for arm64 allows it, and none denies it.
+fn docker_allows(profile: &serde_json::Value, name: &str, arg0: Option<u64>) -> bool {
+    let listed = |rule: &&serde_json::Value, key: &str, value: &str| {
+        rule[key].as_array().is_some_and(|list| list.iter().any(|v| v == value))
+    };
+    let matching = profile["syscalls"].as_array().unwrap().iter().filter(|rule| {
+        listed(rule, "names", name)
+            && rule["includes"]["arches"]
+                .as_array()
+                .is_none_or(|arches| arches.iter().any(|a| a == "arm64"))
+            && rule["includes"]["caps"].as_array().is_none_or(Vec::is_empty)
+            && !rule["excludes"]["arches"]
+                .as_array()
+                .is_some_and(|arches| arches.iter().any(|a| a == "arm64"))
+            && rule["args"].as_array().is_none_or(|conditions| {
+                conditions.iter().all(|condition| {
+                    assert_eq!(condition["index"], 0, "{name}: a rule on another argument");
+                    let arg = arg0.unwrap_or_else(|| panic!("{name}: its first argument is needed"));
+                    let (value, two) = (
+                        condition["value"].as_u64().unwrap(),
+                        condition["valueTwo"].as_u64().unwrap_or(0),
+                    );
+                    match condition["op"].as_str().unwrap() {
+                        "SCMP_CMP_MASKED_EQ" => arg & value == two,
+                        "SCMP_CMP_EQ" => arg == value,
+                        op => panic!("{name}: comparison {op}"),
+                    }
+                })
+            })
+    });
+    let actions: Vec<&str> = matching.map(|rule| rule["action"].as_str().unwrap()).collect();
+    actions.contains(&"SCMP_ACT_ALLOW") && actions.iter().all(|&action| action == "SCMP_ACT_ALLOW")
+}
+
+/// The system calls (name, first argument if a number) of the qemu-aarch64 `-strace`
+/// output `trace`.
+fn traced_calls(trace: &str) -> Vec<(String, Option<u64>)> {
+    trace
+        .lines()
+        .filter_map(|line| line.split_once(' ')?.1.split_once('('))
+        .filter(|(name, _)| {
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(|(name, args)| {
+            let first = args.split([',', ')']).next().unwrap_or("");
+            let number = match first.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => first.parse().ok(),
+            };
+            (name.to_owned(), number)
+        })
+        .collect()
+}
+
+/// Every arm64 program, made to take each of its paths under `qemu-aarch64 -strace`
+/// (hello, exit; pause, init forwarding SIGTERM to its child, and http answering a
+/// request, each until SIGTERM): the system calls it made.
+fn arm64_calls() -> Vec<(String, Option<u64>)> {
+    let dir = workdir();
+    let traced = |name: &str, program: &[u8], args: &[&str], exercise: &dyn Fn(&mut Child)| {
+        let path = write_exe(&dir.path().join(name), program);
+        let trace = std::fs::File::create(dir.path().join(format!("{name}.trace"))).unwrap();
+        let mut child = Stopped(
+            Command::new("qemu-aarch64")
+                .arg("-strace")
+                .arg(&path)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(trace)
+                .spawn()
+                .unwrap(),
+        );
+        exercise(&mut child.0);
+        wait_at_most(&mut child.0, Duration::from_secs(5));
+        std::fs::read_to_string(dir.path().join(format!("{name}.trace"))).unwrap()
+    };
+    let until_term = |child: &mut Child| {
+        wait_until_handling(child.id() as i32, Arch::Arm64);
+        signal(child.id() as i32, "TERM");
+    };
+    let port = free_port();
+    let response = http::response(200, "text/plain", b"traced");
+    let traces = [
+        traced("hello", &hello::program(Arch::Arm64, b"x", 0), &[], &|_| {}),
+        traced("exit", &exit::program(Arch::Arm64, 3), &[], &|_| {}),
+        traced("pause", &pause::program(Arch::Arm64), &[], &until_term),
+        traced("init", &init::program(Arch::Arm64), &["/bin/sleep", "10"], &until_term),
+        traced("http", &http::program(Arch::Arm64, port, &response), &[], &|child| {
+            wait_for_port(port);
+            assert!(get(port, b"GET / HTTP/1.0\r\n\r\n").ends_with(b"traced"));
+            until_term(child);
+        }),
+    ];
+    traces.iter().flat_map(|trace| traced_calls(trace)).collect()
+}
+
+/// Docker runs arm64 images here only under emulation, where its filter sees qemu's
+/// calls; so the arm64 programs' own calls are checked against Docker's own profile.
+#[test]
+fn arm64_programs_make_only_system_calls_dockers_default_profile_allows() {
+    if !engine("qemu-aarch64") || !engine("docker-seccomp") {
+        return;
+    }
+    let profile = docker_seccomp_profile();
+    assert!(
+        !docker_allows(&profile, "clone", Some(0x1000_0000)),
+        "CLONE_NEWUSER is refused"
+    );
+    assert!(!docker_allows(&profile, "reboot", Some(0)), "reboot needs CAP_SYS_BOOT");
+    let calls = arm64_calls();
+    let made: std::collections::BTreeSet<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in [
+        "write", "pselect6", "clone", "execve", "wait4", "kill", "accept", "sendto", "exit",
+    ] {
+        assert!(made.contains(expected), "{expected} was not traced: {made:?}");
+    }
+    for (name, arg0) in &calls {
+        assert!(docker_allows(&profile, name, *arg0), "{name}({arg0:?}) is not allowed");
     }
 }
 

@@ -74,6 +74,7 @@ pub fn engine(engine: &str) -> bool {
         // What `docker run --platform linux/arm64` needs on an x86 host: an emulator in
         // binfmt_misc, opened at registration (F) so that it runs inside containers.
         "arm64-emulation" => "grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64",
+        "docker-seccomp" => "test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/docker-seccomp.json",
         "arm64-linux" => {
             "qemu-system-aarch64 --version && cpio --version && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.1 && \
