@@ -229,6 +229,8 @@ status() {
   grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
     && say "arm64 emulation: $(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)" \
     || { say "arm64 emulation: not registered"; ok=1; }
+  [ -s "$STATE/docker-seccomp.json" ] && say "docker's seccomp profile: $STATE/docker-seccomp.json" \
+    || { say "docker's seccomp profile: missing"; ok=1; }
   for arch in "${LINUXES[@]}"; do
     ls "$STATE/$arch"/vmlinuz-* >/dev/null 2>&1 && say "$arch linux: $(cd "$STATE/$arch" && echo vmlinuz-*)" \
       || { say "$arch linux: missing"; ok=1; }
