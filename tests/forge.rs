@@ -290,24 +290,35 @@ fn docker_allows(profile: &serde_json::Value, name: &str, arg0: Option<u64>) -> 
 }
 
 /// The system calls (name, first argument if a number) of the qemu-aarch64 `-strace`
-/// output `trace`.
+/// output `trace`: each is "<pid> <name>(<arguments>) = <result>", but a call that blocks
+/// prints its result later, so another process's call may come in between, on its line.
 fn traced_calls(trace: &str) -> Vec<(String, Option<u64>)> {
-    trace
-        .lines()
-        .filter_map(|line| line.split_once(' ')?.1.split_once('('))
-        .filter(|(name, _)| {
-            name.chars()
+    let is_name = |name: &str| {
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        })
-        .map(|(name, args)| {
-            let first = args.split([',', ')']).next().unwrap_or("");
+    };
+    let mut calls = Vec::new();
+    for line in trace.lines() {
+        for (at, _) in line.match_indices('(') {
+            let Some((before, name)) = line[..at].rsplit_once(' ') else {
+                continue;
+            };
+            let pid_from = before.trim_end_matches(|c: char| c.is_ascii_digit());
+            let after_call = pid_from.is_empty() || pid_from.ends_with(')');
+            if !is_name(name) || pid_from.len() == before.len() || !after_call {
+                continue;
+            }
+            let first = line[at + 1..].split([',', ')']).next().unwrap_or("");
             let number = match first.strip_prefix("0x") {
                 Some(hex) => u64::from_str_radix(hex, 16).ok(),
                 None => first.parse().ok(),
             };
-            (name.to_owned(), number)
-        })
-        .collect()
+            calls.push((name.to_owned(), number));
+        }
+    }
+    calls
 }
 
 /// Every arm64 program, made to take each of its paths under `qemu-aarch64 -strace`
@@ -342,7 +353,17 @@ fn arm64_calls() -> Vec<(String, Option<u64>)> {
         traced("hello", &hello::program(Arch::Arm64, b"x", 0), &[], &|_| {}),
         traced("exit", &exit::program(Arch::Arm64, 3), &[], &|_| {}),
         traced("pause", &pause::program(Arch::Arm64), &[], &until_term),
-        traced("init", &init::program(Arch::Arm64), &["/bin/sleep", "10"], &until_term),
+        traced("init", &init::program(Arch::Arm64), &["/bin/sleep", "10"], &|child| {
+            // Its child has made execve once it runs sleep.
+            let sleeping = || {
+                let children = children_of(child.id() as i32);
+                children.iter().any(|(pid, _)| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm == "sleep\n")
+                })
+            };
+            assert!(poll(Duration::from_secs(5), sleeping), "init's child never ran sleep");
+            until_term(child);
+        }),
         traced("http", &http::program(Arch::Arm64, port, &response), &[], &|child| {
             wait_for_port(port);
             assert!(get(port, b"GET / HTTP/1.0\r\n\r\n").ends_with(b"traced"));
@@ -350,6 +371,17 @@ fn arm64_calls() -> Vec<(String, Option<u64>)> {
         }),
     ];
     traces.iter().flat_map(|trace| traced_calls(trace)).collect()
+}
+
+#[test]
+fn traced_calls_are_read_also_when_another_process_interrupts_a_line() {
+    let trace = "7 wait4(-1,4096,0,0,0,0)8 execve(\"/bin/sleep\",{\"/bin/sleep\",NULL}) = 0\n\
+                 7 bind(0,{sin_family=AF_INET,sin_port=htons(80)}, 20) = 0\n\
+                 --- SIGTERM {si_signo=SIGTERM} ---\n7 clone(0x11,child_stack=0x0) = 8\n";
+    let calls = traced_calls(trace);
+    let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["wait4", "execve", "bind", "clone"]);
+    assert_eq!((calls[2].1, calls[3].1), (Some(0), Some(0x11)));
 }
 
 /// Docker runs arm64 images here only under emulation, where its filter sees qemu's
