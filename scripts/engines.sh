@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts the real engines speck's tests load and run images in:
 # dockerd (with its containerd, reached by ctr), podman, skopeo, umoci + runc, and a
-# CNCF distribution registry on 127.0.0.1:5000; arm64 emulation in binfmt_misc; and an
-# arm64 and an amd64 Linux to boot under qemu-system (Debian's kernels and busybox).
-# Idempotent: what already runs is kept.
+# CNCF distribution registry on 127.0.0.1:5000; arm64 emulation in binfmt_misc; an arm64
+# and an amd64 Linux to boot under qemu-system (Debian's kernels and busybox); and
+# Docker's default seccomp profile. Idempotent: what already runs is kept.
 #
 #   scripts/engines.sh up      install what is missing, start what is not running
 #   scripts/engines.sh down    stop only what this script started (by pid file)
@@ -56,6 +56,9 @@ private_apt() {
   apt-get "${APT[@]}" update -qq >"$STATE/private-apt.log" 2>&1 || { tail -20 "$STATE/private-apt.log" >&2; exit 1; }
 }
 
+# Copies $1 to $2 by way of a temporary name, so that $2 is never half-written.
+place() { cp "$1" "$STATE/part" && mv "$STATE/part" "$2"; }
+
 # Downloads the packages named and unpacks them all into the directory $1.
 unpack_debs() {
   local into=$1 work deb; shift
@@ -64,6 +67,15 @@ unpack_debs() {
     || { tail -20 "$STATE/private-apt.log" >&2; exit 1; }
   for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$into"; done
   rm -rf "$work"
+}
+
+# Places file $2 of package $1 as $3.
+fetch_file() {
+  local root
+  root=$(mktemp -d)
+  unpack_debs "$root" "$1"
+  place "$root/$2" "$3"
+  rm -rf "$root"
 }
 
 # The Linux kernels that tests/forge_kernel.rs boots, for each Debian architecture in
@@ -98,13 +110,12 @@ fetch_linux() {
     for version in "${KERNELS[@]}"; do
       local kernel
       kernel=$(ls "$root"/boot/vmlinuz-"$version"-*)
-      cp "$kernel" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-${version%.0}"
+      place "$kernel" "$STATE/$arch/vmlinuz-${version%.0}"
     done
     if [ "$arch" = arm64 ]; then
-      cp "$root"/boot/vmlinuz-"$ARM64_16K".*-arm64-16k "$STATE/$arch/part" \
-        && mv "$STATE/$arch/part" "$STATE/$arch/vmlinuz-$ARM64_16K-16k"
+      place "$(ls "$root"/boot/vmlinuz-"$ARM64_16K".*-arm64-16k)" "$STATE/$arch/vmlinuz-$ARM64_16K-16k"
     fi
-    cp "$root/bin/busybox" "$STATE/$arch/part" && mv "$STATE/$arch/part" "$STATE/$arch/busybox"
+    place "$root/bin/busybox" "$STATE/$arch/busybox"
     rm -rf "$root"
   done
 }
@@ -123,11 +134,7 @@ register_arm64_emulation() {
   if [ ! -s "$STATE/qemu-aarch64-static" ]; then
     say "fetching Debian's qemu-user-static for arm64 emulation into $STATE"
     private_apt
-    local root
-    root=$(mktemp -d)
-    unpack_debs "$root" "qemu-user-static:amd64"
-    cp "$root/usr/bin/qemu-aarch64-static" "$STATE/part" && mv "$STATE/part" "$STATE/qemu-aarch64-static"
-    rm -rf "$root"
+    fetch_file qemu-user-static:amd64 usr/bin/qemu-aarch64-static "$STATE/qemu-aarch64-static"
   fi
   say "registering $STATE/qemu-aarch64-static for arm64 programs in binfmt_misc"
   # An entry without F cannot run in containers: replaced.
@@ -142,15 +149,12 @@ register_arm64_emulation() {
 # here only under emulation, where its filter sees qemu's calls.
 fetch_docker_seccomp() {
   [ -s "$STATE/docker-seccomp.json" ] && return
-  local version root
+  local version
   version=$(dpkg-query -W -f='${source:Version}' docker.io)
   say "fetching docker.io $version's default seccomp profile into $STATE"
   private_apt
-  root=$(mktemp -d)
-  unpack_debs "$root" "golang-github-docker-docker-dev=$version"
-  cp "$root/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$STATE/part" \
-    && mv "$STATE/part" "$STATE/docker-seccomp.json"
-  rm -rf "$root"
+  fetch_file "golang-github-docker-docker-dev=$version" \
+    usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json "$STATE/docker-seccomp.json"
 }
 
 # podman: crun fails here (cgroups in hybrid mode) and default rlimits are refused,

@@ -248,8 +248,7 @@ proptest! {
 /// Docker's default seccomp profile as the docker.io run here was built with (its source
 /// package's `profiles/seccomp/default.json`, which `scripts/engines.sh` unpacks).
 fn docker_seccomp_profile() -> serde_json::Value {
-    let state = std::env::var("SPECK_ENGINES_STATE").unwrap_or_else(|_| "/tmp/speck-engines".into());
-    let json = std::fs::read(Path::new(&state).join("docker-seccomp.json")).unwrap();
+    let json = std::fs::read(engines_state().join("docker-seccomp.json")).unwrap();
     serde_json::from_slice(&json).unwrap()
 }
 
@@ -328,7 +327,8 @@ fn arm64_calls() -> Vec<(String, Option<u64>)> {
     let dir = workdir();
     let traced = |name: &str, program: &[u8], args: &[&str], exercise: &dyn Fn(&mut Child)| {
         let path = write_exe(&dir.path().join(name), program);
-        let trace = std::fs::File::create(dir.path().join(format!("{name}.trace"))).unwrap();
+        let trace_path = dir.path().join(format!("{name}.trace"));
+        let trace = std::fs::File::create(&trace_path).unwrap();
         let mut child = Stopped(
             Command::new("qemu-aarch64")
                 .arg("-strace")
@@ -341,7 +341,7 @@ fn arm64_calls() -> Vec<(String, Option<u64>)> {
         );
         exercise(&mut child.0);
         wait_at_most(&mut child.0, Duration::from_secs(5));
-        std::fs::read_to_string(dir.path().join(format!("{name}.trace"))).unwrap()
+        std::fs::read_to_string(trace_path).unwrap()
     };
     let until_term = |child: &mut Child| {
         wait_until_handling(child.id() as i32, Arch::Arm64);

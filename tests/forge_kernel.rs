@@ -50,8 +50,7 @@ const BODY: &[u8] = b"served by a real kernel";
 impl Machine {
     /// Where `scripts/engines.sh` put the kernel or busybox.
     fn fetched(&self, name: &str) -> PathBuf {
-        let state = std::env::var("SPECK_ENGINES_STATE").unwrap_or_else(|_| "/tmp/speck-engines".into());
-        Path::new(&state).join(self.debian).join(name)
+        common::engines_state().join(self.debian).join(name)
     }
 
     /// An initramfs (newc cpio, made by `cpio`) holding busybox, the init script and the
@@ -123,16 +122,17 @@ impl Machine {
     }
 
     /// Boots `kernel` (a series, and Debian's flavour after a dash if not the default,
-    /// as `vmlinuz-<kernel>` is named), checks that its pages are `page_kib` KiB and what
-    /// every program did on it; skips (or fails, as `common::engine` says) when the
-    /// kernels were not fetched.
-    fn check(&self, kernel: &str, page_kib: &str) {
+    /// as `vmlinuz-<kernel>` is named), checks its page size (4 KiB, or what a `-16k`
+    /// flavour says) and what every program did on it; skips (or fails, as
+    /// `common::engine` says) when the kernels were not fetched.
+    fn check(&self, kernel: &str) {
         if !engine(self.probe) {
             return;
         }
         let dir = common::workdir();
         let reports = self.boot(kernel, &self.initramfs(dir.path()));
         let (series, flavour) = kernel.split_once('-').unwrap_or((kernel, ""));
+        let page_kib = flavour.strip_suffix('k').unwrap_or("4");
         let kernel = reports
             .get("kernel/machine")
             .map_or("an unnamed kernel", String::as_str);
@@ -179,12 +179,12 @@ impl Machine {
 
 #[test]
 fn arm64_programs_behave_on_linux_6_1_for_arm64() {
-    ARM64.check("6.1", "4");
+    ARM64.check("6.1");
 }
 
 #[test]
 fn arm64_programs_behave_on_linux_5_10_for_arm64() {
-    ARM64.check("5.10", "4");
+    ARM64.check("5.10");
 }
 
 /// Debian 13's kernel built for 16 KiB pages, as Apple silicon runs Linux (Asahi): the
@@ -197,15 +197,15 @@ fn arm64_programs_behave_on_linux_6_12_with_16k_pages() {
         qemu: &["qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth=off"],
         ..ARM64
     };
-    machine.check("6.12-16k", "16");
+    machine.check("6.12-16k");
 }
 
 #[test]
 fn amd64_and_386_programs_behave_on_linux_6_1_for_amd64() {
-    AMD64.check("6.1", "4");
+    AMD64.check("6.1");
 }
 
 #[test]
 fn amd64_and_386_programs_behave_on_linux_5_10_for_amd64() {
-    AMD64.check("5.10", "4");
+    AMD64.check("5.10");
 }

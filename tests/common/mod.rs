@@ -50,6 +50,12 @@ pub fn sh(script: &str) -> Command {
     command
 }
 
+/// Where `scripts/engines.sh` keeps what it fetched (kernels, busybox, Docker's seccomp
+/// profile): `$SPECK_ENGINES_STATE`, or its default.
+pub fn engines_state() -> PathBuf {
+    std::env::var_os("SPECK_ENGINES_STATE").map_or_else(|| "/tmp/speck-engines".into(), PathBuf::from)
+}
+
 /// Whether `SPECK_REQUIRE_ENGINES=1` asks for every engine to be present.
 pub fn engines_required() -> bool {
     std::env::var("SPECK_REQUIRE_ENGINES").is_ok_and(|v| v == "1")
