@@ -178,6 +178,49 @@ fn an_image_must_go_somewhere() {
 }
 
 #[test]
+fn a_destination_in_a_missing_directory_is_named_with_the_directory() {
+    let dir = workdir();
+    let missing = dir.path().join("missing");
+    for format in ["docker", "oci"] {
+        let dest = missing.join("out");
+        let out = output(speck().args(["hello", "hi", "--format", format, "-o"]).arg(&dest));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        let expected = format!(
+            "cannot write {}: its directory {} does not exist",
+            dest.display(),
+            missing.display()
+        );
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!stderr.contains(".speck-"), "no temporary name in: {stderr}");
+    }
+}
+
+#[test]
+fn a_file_that_is_no_image_is_named_without_quoting_its_bytes() {
+    let dir = workdir();
+    let text = file(
+        dir.path(),
+        "passwd",
+        b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/bin/false\n",
+    );
+    let mut noise: Vec<u8> = (0..600u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    noise[..4].copy_from_slice(b"\x01\x02\x03\x04");
+    let binary = file(dir.path(), "noise", &noise);
+    for input in [&text, &binary] {
+        for command in ["inspect", "size", "check"] {
+            let out = output(speck().args([command, input]));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {input}: {stderr}");
+            let expected = format!("cannot read {input}: not a readable tar: it does not start with a tar header");
+            assert_eq!(stderr.trim(), format!("speck: error: {expected}"));
+        }
+    }
+}
+
+#[test]
 fn an_existing_directory_that_is_not_a_layout_is_never_replaced() {
     let dir = workdir();
     let precious = dir.path().join("precious");

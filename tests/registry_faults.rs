@@ -61,6 +61,12 @@ fn handle(mut client: TcpStream, upstream: &str, faults: &Faults, n: u64) -> std
             return Ok(());
         }
         buffer.extend_from_slice(&chunk[..read]);
+        if !buffer[0].is_ascii_uppercase() {
+            // Not HTTP (speck's TLS handshake, trying HTTPS first): refused as the
+            // registry's own plain-HTTP server refuses it.
+            client.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
         if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }

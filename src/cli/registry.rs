@@ -21,7 +21,8 @@ use std::sync::Mutex;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Registry")]
 pub struct RegistryArgs {
-    /// Talk plain HTTP to this registry (loopback registries always get it, as in Docker).
+    /// Treat the registry as insecure, as Docker does: HTTPS without verifying its
+    /// certificate, or plain HTTP if it does not speak TLS (loopback registries always are).
     #[arg(long)]
     insecure: bool,
     /// User name; the password comes from stdin (--password-stdin). Without it, the
@@ -112,7 +113,7 @@ pub struct LoginArgs {
     /// Read the password (or token) from stdin.
     #[arg(long, required = true)]
     password_stdin: bool,
-    /// Talk plain HTTP to this registry.
+    /// Treat the registry as insecure: HTTPS unverified, or plain HTTP.
     #[arg(long)]
     insecure: bool,
 }

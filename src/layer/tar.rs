@@ -49,7 +49,11 @@ pub struct TarReadError(String);
 /// them; device nodes and FIFOs are skipped; paths are normalised (`./a` → `a`).
 pub fn read(tar: &[u8]) -> Result<Vec<Entry>, TarReadError> {
     use std::io::Read as _;
-    let error = |e: std::io::Error| TarReadError(e.to_string());
+    if !starts_as_tar(tar) {
+        return Err(TarReadError("it does not start with a tar header".into()));
+    }
+    // The tar crate's messages quote the header's raw bytes: printable, and not too many.
+    let error = |e: std::io::Error| TarReadError(e.to_string().escape_debug().take(200).collect());
     let mut archive = reader(tar);
     let mut entries = Vec::new();
     for member in archive.entries().map_err(error)? {
@@ -81,6 +85,20 @@ pub fn read(tar: &[u8]) -> Result<Vec<Entry>, TarReadError> {
         entries.push(entry);
     }
     Ok(entries)
+}
+
+/// Whether `tar` starts as a tar does: empty (a minimal empty layer), with a zero block
+/// (the end marker), or with a header whose checksum holds.
+fn starts_as_tar(tar: &[u8]) -> bool {
+    let Some(header) = tar.get(..BLOCK) else {
+        return tar.is_empty();
+    };
+    let stored = std::str::from_utf8(&header[148..156])
+        .ok()
+        .and_then(|field| u32::from_str_radix(field.trim_matches(|c| c == ' ' || c == '\0'), 8).ok());
+    let sum = |bytes: &[u8]| bytes.iter().map(|&b| u32::from(b)).sum::<u32>();
+    let computed = sum(&header[..148]) + 8 * u32::from(b' ') + sum(&header[156..]);
+    header.iter().all(|&b| b == 0) || stored == Some(computed)
 }
 
 /// The tar crate's reader over `tar`, padded as the crate needs: it skips each member's

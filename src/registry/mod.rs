@@ -7,13 +7,15 @@
 //! fetches manifests and blobs, verifying every digest and size, into [`crate::image`]
 //! values. Every request goes through `transport`, which retries what may succeed on
 //! another attempt (408, 429 with `Retry-After`, 499, 5xx, resets, timeouts), never a
-//! digest mismatch.
+//! digest mismatch nor a registry that cannot be reached, and speaks TLS with what `tls`
+//! trusts.
 //!
 //! Owns the wire protocol; does not write files or know output formats.
 
 pub mod credentials;
 pub mod pull;
 pub mod push;
+mod tls;
 mod transport;
 
 pub use credentials::{Credentials, Store};
@@ -34,6 +36,24 @@ pub enum RegistryError {
         what: String,
         /// Why.
         source: Box<ureq::Error>,
+    },
+    /// The registry cannot be reached: its name, nothing listening, or TLS. Not retried.
+    #[error("cannot reach the registry {registry} at {origin}: {reason}")]
+    Unreachable {
+        /// The registry as the reference names it.
+        registry: String,
+        /// The scheme and host tried (`https://host:port`).
+        origin: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A certificate file for TLS cannot be used.
+    #[error("{}: {reason}", path.display())]
+    Certificates {
+        /// The file or `certs.d` directory.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A request could not be made, or its answer not read.
     #[error("{0}: {1}")]
@@ -102,7 +122,8 @@ pub enum RegistryError {
 /// How to reach registries.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Plain HTTP for registries other than loopback ones (which always get it).
+    /// Insecure, as Docker says, for registries other than loopback ones (which always
+    /// are): HTTPS without verifying the certificate, or plain HTTP if not HTTPS.
     pub insecure: bool,
     /// Credentials to use instead of those in the Docker and podman files.
     pub credentials: Option<Credentials>,
@@ -206,7 +227,7 @@ impl Repository {
                 credentials,
                 scopes,
                 options.retry,
-            ),
+            )?,
             name: reference.repository.clone(),
             options: options.clone(),
         })
@@ -237,7 +258,7 @@ pub fn check_login(registry: &str, options: &Options) -> Result<(), RegistryErro
         options.credentials.clone(),
         Vec::new(),
         options.retry,
-    );
+    )?;
     let url = transport.url("/v2/");
     let reply = transport.send(ureq::http::Method::GET, &url, &[], &[])?;
     if reply.status().is_success() {

@@ -2,14 +2,19 @@
 //! authentication handshake (anonymous, Basic, Bearer token from the registry's
 //! `WWW-Authenticate` challenge, with the repository's scope).
 //!
+//! The scheme is Docker's: HTTPS, verified (see `tls`); for an insecure registry (one on
+//! this machine, or `--insecure`) HTTPS without verification when the registry speaks
+//! it, else plain HTTP. A registry that cannot be reached (no such name, nothing
+//! listening, a certificate not trusted) fails at once, with what to do.
+//!
 //! Owns every request speck sends to a registry; knows nothing of manifests or blobs.
 
 use super::RegistryError;
 use super::credentials::Credentials;
 use base64::Engine as _;
 use std::io::Read;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 use ureq::http::{self, Method, Response};
 
@@ -98,8 +103,12 @@ pub(crate) struct Transport {
     agent: ureq::Agent,
     /// The registry as the reference names it (`docker.io`, `127.0.0.1:5000`).
     pub registry: String,
-    /// `scheme://host[:port]` of its API.
-    base: String,
+    /// `host[:port]` of its API.
+    host: String,
+    /// Whether it is insecure, as Docker says: HTTPS unverified, or plain HTTP.
+    insecure: bool,
+    /// `scheme://host[:port]` of its API, once known (see [`Transport::base`]).
+    base: OnceLock<String>,
     credentials: Option<Credentials>,
     /// `repository:NAME:pull[,push]` (and any other repository mounted from).
     scopes: Vec<String>,
@@ -107,6 +116,26 @@ pub(crate) struct Transport {
     authorization: RwLock<Option<String>>,
     pub retry: Retry,
     pub traffic: Traffic,
+}
+
+/// Why `registry` cannot be reached, if `error` says it cannot: its name does not
+/// resolve (a temporary DNS failure aside), nothing listens, or TLS fails. Docker and
+/// crane do not retry these either.
+fn unreachable(error: &ureq::Error, registry: &str) -> Option<String> {
+    let ureq::Error::Io(io) = error else {
+        return matches!(error, ureq::Error::HostNotFound).then(|| "its name does not resolve".to_owned());
+    };
+    let text = io.to_string();
+    match io.kind() {
+        std::io::ErrorKind::ConnectionRefused => Some(format!(
+            "nothing listens there ({io}); is the registry running, and on that port?"
+        )),
+        std::io::ErrorKind::InvalidData => super::tls::explain(io, registry),
+        _ if text.contains("failed to lookup address") && !text.contains("Temporary failure") => Some(format!(
+            "its name does not resolve ({io}); check the reference's registry part"
+        )),
+        _ => None,
+    }
 }
 
 /// Whether a registry is on this machine, where Docker also talks plain HTTP.
@@ -125,20 +154,17 @@ pub(crate) fn loopback(registry: &str) -> bool {
 }
 
 impl Transport {
-    /// A transport for `registry`, asking for `scopes`; plain HTTP on loopback or when
-    /// `insecure`, HTTPS otherwise. Docker Hub's API lives at `registry-1.docker.io`.
+    /// A transport for `registry`, asking for `scopes`; insecure on loopback or when
+    /// `insecure`. Docker Hub's API lives at `registry-1.docker.io`. Fails when a
+    /// certificate file the registry's TLS needs cannot be read.
     pub fn new(
         registry: &str,
         insecure: bool,
         credentials: Option<Credentials>,
         scopes: Vec<String>,
         retry: Retry,
-    ) -> Self {
-        let scheme = if insecure || loopback(registry) {
-            "http"
-        } else {
-            "https"
-        };
+    ) -> Result<Self, RegistryError> {
+        let insecure = insecure || loopback(registry);
         let host = if registry == crate::image::reference::DEFAULT_REGISTRY {
             "registry-1.docker.io"
         } else {
@@ -152,18 +178,47 @@ impl Transport {
             .timeout_per_read(Some(Duration::from_secs(60)))
             .timeout_per_write(Some(Duration::from_secs(60)))
             .max_idle_connections_per_host(8)
+            .tls_config(super::tls::config(registry, !insecure)?)
             .build()
             .new_agent();
-        Self {
+        Ok(Self {
             agent,
             registry: registry.to_owned(),
-            base: format!("{scheme}://{host}"),
+            host: host.to_owned(),
+            insecure,
+            base: OnceLock::new(),
             credentials,
             scopes,
             authorization: RwLock::new(None),
             retry,
             traffic: Traffic::default(),
-        }
+        })
+    }
+
+    /// `scheme://host[:port]` of the API: HTTPS, unless the registry is insecure and
+    /// does not answer HTTPS (asked once, with `GET /v2/`, as Docker pings it).
+    fn base(&self) -> &str {
+        self.base.get_or_init(|| {
+            let https = format!("https://{}", self.host);
+            let answers = || {
+                self.traffic.requests.fetch_add(1, Ordering::Relaxed);
+                let Ok(ping) = http::Request::get(format!("{https}/v2/")).body(()) else {
+                    return false;
+                };
+                // Docker's handshake timeout: a server that neither speaks TLS nor
+                // answers the garbage it hears must not hold every command up.
+                let ping = self
+                    .agent
+                    .configure_request(ping)
+                    .timeout_global(Some(Duration::from_secs(10)));
+                self.agent.run(ping.build()).is_ok()
+            };
+            if !self.insecure || answers() {
+                https
+            } else {
+                format!("http://{}", self.host)
+            }
+        })
     }
 
     /// An absolute URL for an API path (`/v2/...`) or for a `Location` the registry gave
@@ -172,7 +227,7 @@ impl Transport {
         if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_owned()
         } else {
-            format!("{}{path_or_url}", self.base)
+            format!("{}{path_or_url}", self.base())
         }
     }
 
@@ -286,20 +341,33 @@ impl Transport {
                 .map_err(|e| Failure::fatal(RegistryError::Request(url.to_owned(), e.to_string())))?;
             self.agent.run(request)
         };
-        result.map_err(|error| {
-            let transient = !matches!(
-                error,
-                ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl
-            );
-            Failure {
-                error: RegistryError::Http {
-                    what: format!("{method} {url}"),
-                    source: Box::new(error),
-                },
-                transient,
-                retry_after: None,
-            }
-        })
+        result.map_err(|error| self.failure(method, url, error))
+    }
+
+    /// What a request that got no answer means: the registry cannot be reached (fatal),
+    /// a request that cannot be made (fatal), or anything else, which another attempt
+    /// may not meet (a reset, a timeout, a dropped connection).
+    fn failure(&self, method: &Method, url: &str, error: ureq::Error) -> Failure {
+        if let Some(reason) = unreachable(&error, &self.registry) {
+            let origin = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            return Failure::fatal(RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                origin,
+                reason,
+            });
+        }
+        let transient = !matches!(
+            error,
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl
+        );
+        Failure {
+            error: RegistryError::Http {
+                what: format!("{method} {url}"),
+                source: Box::new(error),
+            },
+            transient,
+            retry_after: None,
+        }
     }
 
     /// Answers a `WWW-Authenticate` challenge: Basic with the credentials, or a Bearer

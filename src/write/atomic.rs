@@ -18,6 +18,17 @@ fn parent_of(dest: &Path) -> PathBuf {
     }
 }
 
+/// The directory to stage a write to `dest` in: its own, which must exist.
+fn staging_dir(dest: &Path) -> io::Result<PathBuf> {
+    let parent = parent_of(dest);
+    if parent.is_dir() {
+        Ok(parent)
+    } else {
+        let reason = format!("its directory {} does not exist; create it first", parent.display());
+        Err(io::Error::new(io::ErrorKind::NotFound, reason))
+    }
+}
+
 /// A hidden temporary name beside the destination, created with the modes any new file or
 /// directory gets (0666/0777 less the umask), not tempfile's private 0600/0700.
 fn staging(mode: u32) -> tempfile::Builder<'static, 'static> {
@@ -56,7 +67,7 @@ pub fn replace_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
         Ok(meta) if !meta.is_file() => return std::fs::OpenOptions::new().write(true).open(dest)?.write_all(bytes),
         _ => {}
     }
-    let mut file = staging(0o666).tempfile_in(parent_of(dest))?;
+    let mut file = staging(0o666).tempfile_in(staging_dir(dest)?)?;
     file.write_all(bytes)?;
     file.persist(dest).map_err(|e| e.error)?;
     Ok(())
@@ -76,7 +87,7 @@ pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> io::Result<()>) -> i
             ));
         }
     }
-    let staging = staging(0o777).tempdir_in(parent_of(dest))?;
+    let staging = staging(0o777).tempdir_in(staging_dir(dest)?)?;
     fill(staging.path())?;
     if dest.exists() {
         // Swap: move the old layout aside, move the new one in, then delete the old one.

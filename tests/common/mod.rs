@@ -73,6 +73,8 @@ pub fn engine(engine: &str) -> bool {
         "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
         "gcc-multilib" => "echo 'int main(){return 0;}' | gcc -m32 -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
+        // Writing /etc/docker/certs.d, as docker's daemon reads it.
+        "root" => "test \"$(id -u)\" = 0",
         "qemu-aarch64" => "qemu-aarch64 --version",
         "qemu-x86_64" => "qemu-x86_64 --version",
         "qemu-i386" => "qemu-i386 --version",
@@ -176,13 +178,25 @@ pub struct OwnRegistry {
 
 impl OwnRegistry {
     pub fn start(extra: &str) -> Self {
+        Self::start_on("127.0.0.1", "", extra)
+    }
+
+    /// A registry reached at `host` (it listens on every address when that is not
+    /// loopback), with `http` added to its `http:` settings (e.g. `tls: {...}`).
+    pub fn start_on(host: &str, http: &str, extra: &str) -> Self {
         let dir = workdir();
-        let addr = format!("127.0.0.1:{}", free_port());
+        let port = free_port();
+        let addr = format!("{host}:{port}");
+        let listen = if host == "127.0.0.1" {
+            addr.clone()
+        } else {
+            format!("0.0.0.0:{port}")
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {addr} }}\n{extra}\n",
+                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {listen}, {http} }}\n{extra}\n",
                 dir.path().join("data").display()
             ),
         )
