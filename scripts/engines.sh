@@ -2,8 +2,9 @@
 # Installs and starts the real engines speck's tests load and run images in:
 # dockerd (with its containerd, reached by ctr), podman, skopeo, umoci + runc, and a
 # CNCF distribution registry on 127.0.0.1:5000; arm64 emulation in binfmt_misc; an arm64
-# and an amd64 Linux to boot under qemu-system (Debian's kernels and busybox); and
-# Docker's default seccomp profile. Idempotent: what already runs is kept.
+# and an amd64 Linux to boot under qemu-system (Debian's kernels and busybox); Docker's
+# default seccomp profile; and the binfmt_misc entries Debian's qemu registers for x86
+# programs on arm64 hosts. Idempotent: what already runs is kept.
 #
 #   scripts/engines.sh up      install what is missing, start what is not running
 #   scripts/engines.sh down    stop only what this script started (by pid file)
@@ -69,12 +70,13 @@ unpack_debs() {
   rm -rf "$work"
 }
 
-# Places file $2 of package $1 as $3.
+# Places file $2 of package $1 as $3 (and file $4 as $5, and so on).
 fetch_file() {
   local root
   root=$(mktemp -d)
   unpack_debs "$root" "$1"
-  place "$root/$2" "$3"
+  shift
+  while [ $# -gt 0 ]; do place "$root/$1" "$2"; shift 2; done
   rm -rf "$root"
 }
 
@@ -141,6 +143,19 @@ register_arm64_emulation() {
   if [ -e "$entry" ]; then echo -1 | as_root tee "$entry" >/dev/null; fi
   echo ":qemu-aarch64:M::$QEMU_AARCH64_MAGIC:$QEMU_AARCH64_MASK:$STATE/qemu-aarch64-static:F" \
     | as_root tee "$binfmt/register" >/dev/null
+}
+
+# The binfmt_misc entries through which an arm64 host runs x86 programs, as Debian's
+# qemu-user-binfmt for arm64 registers them, in $STATE/binfmt/: speck check's table of
+# emulator entries (src/collect/executable.rs) is tested against them (tests/run.rs).
+fetch_emulator_entries() {
+  [ -s "$STATE/binfmt/qemu-x86_64.conf" ] && [ -s "$STATE/binfmt/qemu-i386.conf" ] && return
+  say "fetching the binfmt_misc entries of Debian's qemu-user-binfmt for arm64 into $STATE/binfmt"
+  private_apt
+  mkdir -p "$STATE/binfmt"
+  fetch_file qemu-user-binfmt:arm64 \
+    usr/lib/binfmt.d/qemu-i386.conf "$STATE/binfmt/qemu-i386.conf" \
+    usr/lib/binfmt.d/qemu-x86_64.conf "$STATE/binfmt/qemu-x86_64.conf"
 }
 
 # Docker's default seccomp profile, from the source of the docker.io installed here (Debian
@@ -235,6 +250,8 @@ status() {
     || { say "arm64 emulation: not registered"; ok=1; }
   [ -s "$STATE/docker-seccomp.json" ] && say "docker's seccomp profile: $STATE/docker-seccomp.json" \
     || { say "docker's seccomp profile: missing"; ok=1; }
+  [ -s "$STATE/binfmt/qemu-x86_64.conf" ] && say "x86 emulator entries: $STATE/binfmt" \
+    || { say "x86 emulator entries: missing"; ok=1; }
   for arch in "${LINUXES[@]}"; do
     ls "$STATE/$arch"/vmlinuz-* >/dev/null 2>&1 && say "$arch linux: $(cd "$STATE/$arch" && echo vmlinuz-*)" \
       || { say "$arch linux: missing"; ok=1; }
@@ -248,6 +265,7 @@ case "${1:-}" in
     install_missing
     fetch_linux
     register_arm64_emulation
+    fetch_emulator_entries
     fetch_docker_seccomp
     configure_podman
     start_docker

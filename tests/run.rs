@@ -346,6 +346,94 @@ fn a_foreign_image_runs_emulated_or_says_which_platform_it_is_for() {
     );
 }
 
+/// `speck check` warns of a program that other hosts' emulators refuse, and only of
+/// such: docker under emulation runs the arm64 hello it is silent about and refuses the
+/// one it warns of; the x86 programs' layouts want `e_ident`'s padding, while a packed
+/// host program is fine. A warning leaves the status 0.
+#[test]
+fn check_warns_of_a_program_hosts_of_other_architectures_cannot_emulate() {
+    use speck::forge::{Arch, hello};
+    let dir = workdir();
+    let entry = |bytes| vec![speck::layer::Entry::file("hello", 0o755, bytes).unwrap()];
+    let config = speck::image::Config {
+        entrypoint: Some(vec!["/hello".into()]),
+        ..Default::default()
+    };
+    let image = |name, bytes, platform| archive_of(dir.path(), name, &entry(bytes), config.clone(), platform);
+    let arm64 = image("arm64", hello::program(Arch::Arm64, b"hi", 0), "arm64");
+    let unmatched = image("unmatched", arm64_no_emulator_takes(), "arm64");
+    let amd64 = image("amd64", hello::program(Arch::Amd64, b"hi", 0), "amd64");
+    let i386 = image("386", hello::program(Arch::I386, b"hi", 0), "386");
+    let packed = dir.path().join("packed.tar");
+    ok(speck().args(["pack", "/bin/true", "-q", "-o"]).arg(&packed));
+    let warns = |archive: &Path| {
+        let out = output(speck().args(["check", "--static", "--json"]).arg(archive));
+        assert_eq!(out.status.code(), Some(0), "{archive:?}: {out:?}");
+        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let warning = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "emulation")
+            .cloned();
+        if let Some(w) = &warning {
+            assert_eq!(w["verdict"], "warn", "{w}");
+            assert!(w["fix"].as_str().unwrap().contains("--platform all"), "{w}");
+        }
+        warning.is_some()
+    };
+    let verdicts: Vec<bool> = [&arm64, &unmatched, &amd64, &i386, &packed].map(|a| warns(a)).into();
+    assert_eq!(verdicts, [false, true, true, true, false]);
+    if engine("arm64-emulation") && engine("docker") {
+        let ran = docker_runs(&arm64);
+        assert_eq!(text(&ran.stdout), "hi", "{ran:?}");
+        let refused = docker_runs(&unmatched);
+        assert!(text(&refused.stderr).contains("exec format error"), "{refused:?}");
+    }
+}
+
+/// The emulator entries `speck check` knows are at least as strict as those Debian's
+/// qemu registers: for x86 programs on an arm64 host (its qemu-user-binfmt for arm64),
+/// for arm64 ones on this host, and the one registered here.
+#[test]
+fn the_emulator_entries_check_knows_are_the_ones_emulators_register() {
+    if !engine("emulator-entries") {
+        return;
+    }
+    let entries = engines_state().join("binfmt");
+    let files = [
+        entries.join("qemu-x86_64.conf"),
+        entries.join("qemu-i386.conf"),
+        "/usr/lib/binfmt.d/qemu-aarch64.conf".into(),
+    ];
+    let unescape = |field: &str| -> Vec<u8> {
+        let hex = field.split("\\x").filter(|byte| !byte.is_empty());
+        hex.map(|byte| u8::from_str_radix(byte, 16).unwrap()).collect()
+    };
+    for file in files {
+        let line = std::fs::read_to_string(&file).unwrap();
+        let fields: Vec<&str> = line.trim().split(':').collect();
+        let (magic, mask) = (unescape(fields[4]), unescape(fields[5]));
+        let machine = u16::from_le_bytes([magic[18], magic[19]]);
+        let known = speck::collect::executable::EMULATOR_ENTRIES
+            .iter()
+            .find(|(m, ..)| *m == machine);
+        let (_, known_magic, known_mask) = known.unwrap_or_else(|| panic!("{file:?}: machine {machine} unknown"));
+        for at in 0..20 {
+            assert_eq!(
+                known_mask[at] & mask[at],
+                mask[at],
+                "{file:?}: byte {at} is compared there"
+            );
+            assert_eq!(
+                (known_magic[at] ^ magic[at]) & mask[at],
+                0,
+                "{file:?}: byte {at} differs"
+            );
+        }
+    }
+}
+
 /// A run that fails after unpacking (an unknown user) leaves nothing behind, also
 /// rootless, where the unpacked files belong to the image's mapped users.
 #[test]

@@ -37,6 +37,46 @@ pub struct ElfFacts {
     pub library: bool,
     /// Why goblin could not read it, if the file is damaged.
     pub damaged: Option<String>,
+    /// Whether hosts of other architectures run it under emulation: its first bytes match
+    /// the binfmt_misc entry emulators register for its machine ([`EMULATOR_ENTRIES`]);
+    /// `None` for machines without one here.
+    pub emulated_elsewhere: Option<bool>,
+}
+
+/// The binfmt_misc entries through which a host runs other architectures' programs:
+/// `e_machine`, then the magic and the mask of the file's first 20 bytes. qemu's
+/// `scripts/qemu-binfmt-conf.sh`, which docker/setup-qemu-action and tonistiigi/binfmt
+/// register, and Apple's Rosetta for x86-64 have these; Debian's x86 entries also compare
+/// the high bits of `EI_OSABI` (0xfc at byte 7), so the masks here do too: a file that
+/// matches them matches every one. All want `e_ident[8..16]` zero, where tiny programs
+/// like to put code.
+pub const EMULATOR_ENTRIES: [(u16, &[u8; 20], &[u8; 20]); 3] = [
+    (
+        header::EM_X86_64,
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
+        b"\xff\xff\xff\xff\xff\xfe\xfe\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+    (
+        header::EM_386,
+        b"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x03\x00",
+        b"\xff\xff\xff\xff\xff\xfe\xfe\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+    (
+        header::EM_AARCH64,
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
+        b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+];
+
+/// Whether `bytes`, an ELF file for `machine`, matches the emulators' entry for it: as
+/// binfmt_misc compares, the bits the mask keeps equal the magic's.
+fn emulated_elsewhere(machine: u16, bytes: &[u8]) -> Option<bool> {
+    let (_, magic, mask) = EMULATOR_ENTRIES.iter().find(|(entry, ..)| *entry == machine)?;
+    let head = bytes.iter().chain(std::iter::repeat(&0)).take(20);
+    Some(
+        head.zip(magic.iter().zip(mask.iter()))
+            .all(|(byte, (magic, mask))| (byte ^ magic) & mask == 0),
+    )
 }
 
 impl Executable {
@@ -83,6 +123,7 @@ fn elf_facts(bytes: &[u8]) -> ElfFacts {
                 runnable: false,
                 library: false,
                 damaged: Some(why),
+                emulated_elsewhere: emulated_elsewhere(machine, bytes),
             };
         }
     };
@@ -98,6 +139,7 @@ fn elf_facts(bytes: &[u8]) -> ElfFacts {
         runnable: matches!(view.kind, header::ET_EXEC | header::ET_DYN),
         library: Elf::parse(bytes).is_ok_and(|elf| elf.soname.is_some()),
         damaged: None,
+        emulated_elsewhere: emulated_elsewhere(view.machine, bytes),
     }
 }
 

@@ -45,7 +45,7 @@ pub enum Verdict {
 /// One check's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which check (`command`, `entrypoint`, `executable`, `architecture`,
+    /// Which check (`command`, `entrypoint`, `executable`, `architecture`, `emulation`,
     /// `interpreter`, `libraries`, `readable`, `user`, `starts`, `stops`).
     pub check: &'static str,
     /// The verdict.
@@ -229,6 +229,16 @@ impl Scene<'_> {
                         ),
                         "build the program for the image's platform, or set the platform the program is for",
                     )),
+                }
+                if facts.emulated_elsewhere == Some(false) {
+                    findings.push(Finding::problem(
+                        "emulation",
+                        Verdict::Warn,
+                        format!(
+                            "/{path}'s first 20 bytes are not what the emulators of other hosts match (the binfmt_misc entries of qemu-user and Rosetta): only {platform} hosts run it; `docker run --platform {platform}` elsewhere fails with \"exec format error\""
+                        ),
+                        "for hosts of other architectures, publish an image index with an image for each (speck's programs: --platform all), so that each host pulls its own",
+                    ));
                 }
                 if facts.interpreter.is_some() {
                     findings.extend(self.libraries(path, &head));

@@ -83,6 +83,11 @@ pub fn engine(engine: &str) -> bool {
         // binfmt_misc, opened at registration (F) so that it runs inside containers.
         "arm64-emulation" => "grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64",
         "docker-seccomp" => "test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/docker-seccomp.json",
+        "emulator-entries" => {
+            "test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/binfmt/qemu-x86_64.conf && \
+             test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/binfmt/qemu-i386.conf && \
+             test -s /usr/lib/binfmt.d/qemu-aarch64.conf"
+        }
         "arm64-linux" => {
             "qemu-system-aarch64 --version && cpio --version && \
              test -s ${SPECK_ENGINES_STATE:-/tmp/speck-engines}/arm64/vmlinuz-6.1 && \
