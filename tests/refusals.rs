@@ -152,6 +152,7 @@ fn bad_config_values_name_the_value_and_the_form_expected() {
         ("--expose", "99999", "from 1 to 65535"),
         ("--stop-signal", "SIGNOPE", "not a Linux signal"),
         ("--workdir", "relative", "absolute path"),
+        ("--user", "1000:1000:x", "optionally :group"),
         ("--platform", "linux/", "os/arch[/variant]"),
         ("--tag", "Bad:Name", "lowercase"),
     ] {

@@ -313,7 +313,7 @@ struct ConfigArgs {
     #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = config::key_value)]
     annotations: Vec<(String, String)>,
     /// User to run as: name or UID, optionally :group.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = config::user)]
     user: Option<String>,
     /// Working directory (absolute).
     #[arg(short, long, value_name = "DIR", value_parser = config::working_dir)]

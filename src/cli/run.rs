@@ -25,7 +25,7 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "DIR")]
     workdir: Option<String>,
     /// User to run as, name or UID, optionally :group.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = speck::image::config::user)]
     user: Option<String>,
     /// Network: none (loopback only, the default) or host.
     #[arg(long, value_enum, default_value_t)]

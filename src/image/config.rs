@@ -75,6 +75,9 @@ pub enum ConfigError {
     /// A relative working directory.
     #[error("working directory {0:?} must be an absolute path")]
     WorkingDir(String),
+    /// A user that is not `USER[:GROUP]`.
+    #[error("user {0:?} is not valid: write it as a name or UID, optionally :group or :GID, without spaces")]
+    User(String),
 }
 
 /// Checks a `KEY=value` environment entry.
@@ -125,6 +128,18 @@ pub fn stop_signal(text: &str) -> Result<String, ConfigError> {
     SIGNALS.contains(&name).then(|| format!("SIG{name}")).ok_or_else(refuse)
 }
 
+/// Checks a `USER[:GROUP]` value, each a name or a number, as engines split it (an empty
+/// group, `65532:`, means none).
+pub fn user(text: &str) -> Result<String, ConfigError> {
+    let (user, group) = text.split_once(':').unwrap_or((text, ""));
+    let part = |part: &str| !part.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control());
+    if !user.is_empty() && part(user) && part(group) {
+        Ok(text.to_owned())
+    } else {
+        Err(ConfigError::User(text.to_owned()))
+    }
+}
+
 /// Checks that a working directory is absolute.
 pub fn working_dir(text: &str) -> Result<String, ConfigError> {
     if text.starts_with('/') {
@@ -159,6 +174,16 @@ mod tests {
         assert_eq!(config.cmd, Some(vec!["/hello".to_owned()]));
         assert_eq!(config.exposed_ports, ["80/tcp".to_owned()].into());
         assert!(config.env.is_empty() && config.labels.is_empty());
+    }
+
+    #[test]
+    fn users_are_one_name_or_number_and_an_optional_group() {
+        for good in ["65532", "nonroot", "65532:65532", "app:staff", "65532:"] {
+            assert_eq!(user(good).as_deref(), Ok(good));
+        }
+        for bad in ["", ":0", "1000:1000:x", "a b", "1000:\n"] {
+            assert_eq!(user(bad), Err(ConfigError::User(bad.to_owned())));
+        }
     }
 
     #[test]
