@@ -89,6 +89,9 @@ fn an_unreadable_file_is_named_with_the_reason() {
     let stderr = refused(dir.path(), &[&missing]);
     assert_mentions(&stderr, &[&format!("cannot read {missing}"), "No such file"]);
     assert_eq!(stderr.matches("No such file").count(), 1, "the reason once: {stderr}");
+    let hello = hello_file(dir.path());
+    let relative = refused(dir.path(), &[&format!("{hello}:usr/bin/hello")]);
+    assert_mentions(&relative, &[&format!("make it absolute: {hello}:/usr/bin/hello")]);
     if !engine("setpriv") {
         return;
     }

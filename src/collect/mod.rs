@@ -116,7 +116,7 @@ pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
     let mut gatherer = Gatherer::default();
     for source in sources {
         let host = source.host.as_path();
-        let meta = std::fs::metadata(host).map_err(|e| read_error(host, e))?;
+        let meta = std::fs::metadata(host).map_err(|e| missing_source(host, e))?;
         let dest = match &source.dest {
             Some(dest) => dest.clone(),
             None => file_name(host)?,
@@ -143,6 +143,19 @@ pub fn gather(sources: &[Source]) -> Result<Gathered, CollectError> {
         top_level,
         hosts,
     })
+}
+
+/// A source that cannot be read; when it reads as `FILE:PATH` with a relative PATH, the
+/// cause says the path in the image must be absolute.
+fn missing_source(host: &Path, cause: std::io::Error) -> CollectError {
+    let text = host.to_string_lossy();
+    match text.rsplit_once(':') {
+        Some((file, dest)) if cause.kind() == std::io::ErrorKind::NotFound && Path::new(file).exists() => {
+            let hint = format!("no such file; to put {file} in the image at a path, make it absolute: {file}:/{dest}");
+            read_error(host, std::io::Error::new(cause.kind(), hint))
+        }
+        _ => read_error(host, cause),
+    }
 }
 
 fn read_error(path: &Path, cause: std::io::Error) -> CollectError {
