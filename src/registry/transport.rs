@@ -138,7 +138,7 @@ fn unreachable(error: &ureq::Error, registry: &str) -> Option<String> {
     }
 }
 
-/// Whether a registry is on this machine, where Docker also talks plain HTTP.
+/// Whether a registry is on this machine, which Docker treats as insecure.
 pub(crate) fn loopback(registry: &str) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(host, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {

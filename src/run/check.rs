@@ -1,8 +1,9 @@
 //! `speck check`: what stops an image from running, found before an engine finds it.
 //!
 //! Static checks read the unpacked tree (the program is there, executable by the
-//! configured user, for the image's machine, with its `#!` interpreter, ELF interpreter
-//! and libraries as glibc's loader finds them); live checks start it in the
+//! configured user, for the image's machine and one that other hosts' emulators take,
+//! with its `#!` interpreter, ELF interpreter and libraries as glibc's loader finds
+//! them); live checks start it in the
 //! [`super::sandbox`] and, when it keeps running, send its stop signal as `docker stop`
 //! does. Each finding has a verdict, the evidence and, when it is not a pass, the fix.
 //! Owns those rules; reuses `collect` for reading ELF files and library closures.
@@ -12,7 +13,7 @@ use super::sandbox::{self, RunOptions};
 use super::unpack::{self, Limits};
 use crate::collect::closure::{ElfDeps, FoundKind, Loader, Need, Place, Root, Start};
 use crate::collect::executable::Executable;
-use crate::image::Image;
+use crate::image::{Image, Platform};
 use crate::layer::EntryKind;
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -231,14 +232,7 @@ impl Scene<'_> {
                     )),
                 }
                 if facts.emulated_elsewhere == Some(false) {
-                    findings.push(Finding::problem(
-                        "emulation",
-                        Verdict::Warn,
-                        format!(
-                            "/{path}'s first 20 bytes are not what the emulators of other hosts match (the binfmt_misc entries of qemu-user and Rosetta): only {platform} hosts run it; `docker run --platform {platform}` elsewhere fails with \"exec format error\""
-                        ),
-                        "for hosts of other architectures, publish an image index with an image for each (speck's programs: --platform all), so that each host pulls its own",
-                    ));
+                    findings.push(not_emulated(path, platform));
                 }
                 if facts.interpreter.is_some() {
                     findings.extend(self.libraries(path, &head));
@@ -327,6 +321,18 @@ impl Scene<'_> {
         }
         findings
     }
+}
+
+/// The warning for a program that emulators on hosts of other architectures refuse.
+fn not_emulated(path: &str, platform: &Platform) -> Finding {
+    Finding::problem(
+        "emulation",
+        Verdict::Warn,
+        format!(
+            "/{path}'s first 20 bytes are not what the emulators of other hosts match (the binfmt_misc entries of qemu-user and Rosetta): only {platform} hosts run it; `docker run --platform {platform}` elsewhere fails with \"exec format error\""
+        ),
+        "for hosts of other architectures, publish an image index with an image for each (speck's programs: --platform all), so that each host pulls its own",
+    )
 }
 
 fn describe(executable: &Executable) -> &'static str {
