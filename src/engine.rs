@@ -1,18 +1,58 @@
 //! Local engines: loading an image into one (no file left behind), and exporting one's
 //! image as a docker-archive for [`crate::read`].
 //!
-//! Docker is reached through its Engine API (`DOCKER_HOST`, else the default socket);
+//! Docker is reached through its Engine API where the docker CLI reaches it
+//! (`DOCKER_HOST`, else the current docker context's endpoint, else the default socket);
 //! podman through its own `podman load` / `podman save`, which need no service running.
 
 use crate::image::Reference;
 use futures_util::StreamExt as _;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+/// The docker CLI's settings directory: `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_config_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    std::env::var_os("DOCKER_CONFIG").map_or_else(|| home.join(".docker"), PathBuf::from)
+}
+
+/// Where the docker CLI reaches the engine, and what said so: `DOCKER_HOST`; else the
+/// Docker endpoint of the current context (`DOCKER_CONTEXT`, else `currentContext` in
+/// the CLI's `config.json`), kept in `contexts/meta/<sha256 of its name>/meta.json`;
+/// else the default socket.
+fn docker_host() -> Result<(String, String), String> {
+    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty()) {
+        return Ok((host, "DOCKER_HOST".into()));
+    }
+    let dir = docker_config_dir();
+    let current = || {
+        let config = std::fs::read(dir.join("config.json")).ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
+        config["currentContext"].as_str().map(str::to_owned)
+    };
+    let context = std::env::var("DOCKER_CONTEXT")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(current);
+    let Some(name) = context.filter(|name| name != "default") else {
+        return Ok(("unix:///var/run/docker.sock".into(), "the default".into()));
+    };
+    let hash = crate::digest::Digest::of(name.as_bytes()).hex();
+    let meta = dir.join("contexts/meta").join(hash).join("meta.json");
+    let unusable = |why: String| format!("the docker context {name:?} cannot be used: {}: {why}", meta.display());
+    let text = std::fs::read(&meta).map_err(|e| unusable(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| unusable(e.to_string()))?;
+    let host = json["Endpoints"]["docker"]["Host"].as_str();
+    let host = host.ok_or_else(|| unusable("it names no Docker endpoint".into()))?;
+    Ok((host.to_owned(), format!("the docker context {name:?}")))
+}
 
 /// A local container engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
-    /// The Docker daemon (`DOCKER_HOST` or /var/run/docker.sock).
+    /// The Docker daemon (`DOCKER_HOST`, the current docker context, or
+    /// /var/run/docker.sock).
     Docker,
     /// podman, through `podman load`.
     Podman,
@@ -70,13 +110,13 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
         .build()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let (host, from) = docker_host().map_err(fail)?;
         let unreachable = |e: bollard::errors::Error| {
             fail(format!(
-                "cannot reach the Docker engine at {host} ({e}); start dockerd, or set DOCKER_HOST to the engine to use"
+                "cannot reach the Docker engine at {host}, from {from} ({e}); start dockerd, or name the engine to use with DOCKER_HOST or a docker context"
             ))
         };
-        let docker = bollard::Docker::connect_with_defaults()
+        let docker = bollard::Docker::connect_with_host(&host)
             .map_err(unreachable)?
             .negotiate_version()
             .await

@@ -186,6 +186,57 @@ fn load_docker_puts_the_image_in_the_engine_with_its_config_digest_as_id() {
     assert_eq!(ok(sh(&format!("docker run --rm --network=none {tag}"))), "loaded\n");
 }
 
+/// speck reaches docker where the docker CLI does: a context that `docker context
+/// create` made and `DOCKER_CONTEXT` or `docker context use` chose, unless `DOCKER_HOST`
+/// says otherwise. The context's socket is a link to the daemon's, so a load succeeds
+/// only through it, and fails naming it while the link is missing.
+#[test]
+fn load_docker_follows_the_docker_clis_current_context() {
+    if !engine("docker") {
+        return;
+    }
+    let dir = workdir();
+    let config = dir.path().join("docker-config");
+    let socket = dir.path().join("engine.sock");
+    let tag = format!("{}:t", unique("speck-context"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    let docker_cli = |args: &str| ok(sh(&format!("docker --config {} {args}", config.display())));
+    docker_cli(&format!(
+        "context create speck-test --docker host=unix://{}",
+        socket.display()
+    ));
+    let load = |env: &[(&str, &str)]| {
+        let mut command = speck();
+        command
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT");
+        command.envs(env.iter().copied());
+        output(command.args(["hello", "context\n", "--load", "docker", "-t", &tag]))
+    };
+    let missing = load(&[("DOCKER_CONTEXT", "speck-test")]);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "unix://{}, from the docker context \"speck-test\"",
+            socket.display()
+        )),
+        "{said}"
+    );
+
+    std::os::unix::fs::symlink("/var/run/docker.sock", &socket).unwrap();
+    assert!(load(&[("DOCKER_CONTEXT", "speck-test")]).status.success());
+    docker_cli("context use speck-test");
+    assert!(load(&[]).status.success(), "config.json's currentContext");
+    assert_eq!(ok(sh(&format!("docker run --rm --network=none {tag}"))), "context\n");
+
+    std::fs::remove_file(&socket).unwrap();
+    assert!(!load(&[]).status.success(), "the current context, without its socket");
+    let overridden = load(&[("DOCKER_HOST", "unix:///var/run/docker.sock")]);
+    assert!(overridden.status.success(), "DOCKER_HOST wins: {overridden:?}");
+}
+
 #[test]
 fn load_podman_puts_the_image_in_podman() {
     if !engine("podman") {

@@ -89,8 +89,7 @@ impl Store {
     /// `~/.docker/config.json`; `$REGISTRY_AUTH_FILE` or
     /// `$XDG_RUNTIME_DIR/containers/auth.json`.
     pub fn from_env() -> Self {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        let docker_dir = std::env::var_os("DOCKER_CONFIG").map_or_else(|| home.join(".docker"), PathBuf::from);
+        let docker_dir = crate::engine::docker_config_dir();
         let podman_auth = std::env::var_os("REGISTRY_AUTH_FILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("XDG_RUNTIME_DIR").map(|dir| PathBuf::from(dir).join("containers/auth.json")));
