@@ -15,8 +15,8 @@ set -euo pipefail
 
 STATE=${SPECK_ENGINES_STATE:-/tmp/speck-engines}
 REGISTRY_ADDR=127.0.0.1:5000
-PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user qemu-system-arm qemu-system-x86 cpio curl util-linux gcc-multilib uidmap)
-COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 qemu-system-aarch64 qemu-system-x86_64 cpio ctr curl unshare nsenter setpriv newuidmap)
+PACKAGES=(docker.io skopeo podman umoci runc docker-registry apache2-utils qemu-user qemu-system-arm qemu-system-x86 cpio curl util-linux gcc-multilib uidmap socat)
+COMMANDS=(dockerd skopeo podman umoci runc docker-registry htpasswd qemu-aarch64 qemu-system-aarch64 qemu-system-x86_64 cpio ctr curl unshare nsenter setpriv newuidmap socat)
 LINUXES=(arm64 amd64)
 
 say() { echo "engines: $*" >&2; }

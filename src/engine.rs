@@ -2,7 +2,8 @@
 //! image as a docker-archive for [`crate::read`].
 //!
 //! Docker is reached through its Engine API where the docker CLI reaches it
-//! (`DOCKER_HOST`, else the current docker context's endpoint, else the default socket);
+//! (`DOCKER_HOST`, over TCP with TLS as `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` say,
+//! else the current docker context's endpoint, else the default socket);
 //! podman through its own `podman load` / `podman save`, which need no service running.
 
 use crate::image::Reference;
@@ -112,8 +113,9 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
     runtime.block_on(async {
         let (host, from) = docker_host().map_err(fail)?;
         let unreachable = |e: bollard::errors::Error| {
+            let advice = unreachable_advice(&host);
             fail(format!(
-                "cannot reach the Docker engine at {host}, from {from} ({e}); start dockerd, or name the engine to use with DOCKER_HOST or a docker context"
+                "cannot reach the Docker engine at {host}, from {from} ({e}); {advice}"
             ))
         };
         let docker = bollard::Docker::connect_with_host(&host)
@@ -123,6 +125,24 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
             .map_err(unreachable)?;
         work(docker).await
     })
+}
+
+/// What to do when the engine at `host` does not answer. Over TCP, TLS is as the docker
+/// CLI has it: `DOCKER_TLS_VERIFY` and the PEM files in `DOCKER_CERT_PATH`.
+fn unreachable_advice(host: &str) -> String {
+    if host.starts_with("unix://") {
+        return "start dockerd, or name the engine to use with DOCKER_HOST or a docker context".into();
+    }
+    match std::env::var_os("DOCKER_TLS_VERIFY").filter(|v| !v.is_empty()) {
+        Some(_) => {
+            let certs = std::env::var_os("DOCKER_CERT_PATH").map_or_else(docker_config_dir, PathBuf::from);
+            format!(
+                "check the engine's TLS files in {} (DOCKER_CERT_PATH): ca.pem signed the engine's certificate, cert.pem and key.pem are a client certificate the engine accepts",
+                certs.display()
+            )
+        }
+        None => "an engine that speaks TLS (port 2376, as docker:dind serves) needs DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem, as the docker CLI does".into(),
+    }
 }
 
 fn load_docker(archive: Vec<u8>, tags: &[Reference]) -> Result<Vec<Loaded>, EngineError> {

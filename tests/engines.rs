@@ -237,6 +237,147 @@ fn load_docker_follows_the_docker_clis_current_context() {
     assert!(overridden.status.success(), "DOCKER_HOST wins: {overridden:?}");
 }
 
+/// A second dockerd of the test's own, serving its API only over TCP with TLS that
+/// verifies clients (`--tlsverify`, as docker:dind does on 2376), with CA, server and
+/// client certificates openssl makes in the docker CLI's file names. Stopped when dropped.
+struct TlsDockerd {
+    dir: tempfile::TempDir,
+    host: String,
+    child: std::process::Child,
+}
+
+impl TlsDockerd {
+    fn start() -> Self {
+        let dir = workdir();
+        ok(sh(r#"set -e
+new() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj /CN=$1 2>/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ca 2>/dev/null
+new server && new client
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+for who in server client; do
+  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $who.pem -days 2 -extfile $who.ext 2>/dev/null
+done
+mkdir client && cp ca.pem client/ && cp client.pem client/cert.pem && cp client.key client/key.pem"#)
+        .current_dir(dir.path()));
+        let host = format!("tcp://127.0.0.1:{}", free_port());
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let child = std::process::Command::new("dockerd")
+            .args([
+                "--tlsverify",
+                "--tlscacert",
+                &at("ca.pem"),
+                "--tlscert",
+                &at("server.pem"),
+            ])
+            .args(["--tlskey", &at("server.key"), "-H", &host, "--data-root", &at("data")])
+            .args(["--exec-root", &at("exec"), "--pidfile", &at("dockerd.pid")])
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd starts");
+        let daemon = Self { dir, host, child };
+        for _ in 0..150 {
+            if output(daemon.docker_cli("version")).status.success() {
+                return daemon;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("the TLS dockerd did not come up");
+    }
+
+    /// The docker CLI against this daemon, with its client certificate.
+    fn docker_cli(&self, args: &str) -> std::process::Command {
+        let mut command = sh(&format!("docker {args}"));
+        self.tls_env(&mut command);
+        command
+    }
+
+    fn tls_env(&self, command: &mut std::process::Command) {
+        command
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", self.dir.path().join("client"));
+    }
+}
+
+impl Drop for TlsDockerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// speck reaches a remote engine as the docker CLI does: `DOCKER_HOST=tcp://`, with TLS
+/// when `DOCKER_TLS_VERIFY` says so, from the PEM files in `DOCKER_CERT_PATH`; without
+/// them, it says what is missing.
+#[test]
+fn load_docker_reaches_an_engine_over_tcp_with_tls_as_the_docker_cli_does() {
+    if !engine("root") || !engine("docker") || !engine("socat") {
+        return;
+    }
+    let daemon = TlsDockerd::start();
+    let load = |tls: bool| {
+        let mut command = speck();
+        command.env("DOCKER_HOST", &daemon.host).env_remove("DOCKER_TLS_VERIFY");
+        if tls {
+            daemon.tls_env(&mut command);
+        }
+        output(command.args(["hello", "over tls\n", "--load", "docker", "-t", "speck-tls:1"]))
+    };
+    let plain = load(false);
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert!(!plain.status.success(), "{said}");
+    assert!(
+        said.contains("needs DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH"),
+        "{said}"
+    );
+    let loaded = load(true);
+    assert!(loaded.status.success(), "{loaded:?}");
+    let ran = ok(daemon.docker_cli("run --rm --network=none speck-tls:1"));
+    assert_eq!(ran, "over tls\n");
+
+    // Plain TCP (2375): this machine's engine, its socket served on a port by socat.
+    let port = free_port();
+    let mut socat = std::process::Command::new("socat")
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+        .arg("UNIX-CONNECT:/var/run/docker.sock")
+        .spawn()
+        .expect("socat starts");
+    let tag = format!("{}:t", unique("speck-tcp"));
+    let _cleanup = Cleanup(vec![format!("docker rmi -f {tag}")]);
+    let over_tcp = (0..50).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut command = speck();
+        command
+            .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+            .env_remove("DOCKER_TLS_VERIFY");
+        Some(output(command.args([
+            "hello",
+            "over tcp\n",
+            "--load",
+            "docker",
+            "-t",
+            &tag,
+        ])))
+        .filter(|o| o.status.success())
+    });
+    let _ = socat.kill();
+    let _ = socat.wait();
+    assert!(over_tcp.is_some(), "no load over plain TCP");
+    assert_eq!(ok(sh(&format!("docker run --rm --network=none {tag}"))), "over tcp\n");
+}
+
 #[test]
 fn load_podman_puts_the_image_in_podman() {
     if !engine("podman") {

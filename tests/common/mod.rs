@@ -73,6 +73,7 @@ pub fn engine(engine: &str) -> bool {
         "gcc-static" => "echo 'int main(){return 0;}' | gcc -static -x c -o /dev/null -",
         "gcc-multilib" => "echo 'int main(){return 0;}' | gcc -m32 -x c -o /dev/null -",
         "setpriv" => "setpriv --version",
+        "socat" => "socat -V",
         // Writing /etc/docker/certs.d, as docker's daemon reads it.
         "root" => "test \"$(id -u)\" = 0",
         "qemu-aarch64" => "qemu-aarch64 --version",
