@@ -18,13 +18,27 @@ pub fn docker_config_dir() -> PathBuf {
     std::env::var_os("DOCKER_CONFIG").map_or_else(|| home.join(".docker"), PathBuf::from)
 }
 
-/// Where the docker CLI reaches the engine, and what said so: `DOCKER_HOST`; else the
-/// Docker endpoint of the current context (`DOCKER_CONTEXT`, else `currentContext` in
-/// the CLI's `config.json`), kept in `contexts/meta/<sha256 of its name>/meta.json`;
-/// else the default socket.
-fn docker_host() -> Result<(String, String), String> {
+/// Where the docker CLI reaches the engine.
+struct Endpoint {
+    /// `unix://PATH` or `tcp://HOST:PORT`.
+    host: String,
+    /// What said so, for messages.
+    from: String,
+    /// A context's own TLS files (`ca.pem`, `cert.pem`, `key.pem`), if it has them.
+    tls: Option<PathBuf>,
+}
+
+/// Where the docker CLI reaches the engine: `DOCKER_HOST`; else the Docker endpoint of
+/// the current context (`DOCKER_CONTEXT`, else `currentContext` in the CLI's
+/// `config.json`), kept in `contexts/meta/<sha256 of its name>/meta.json` with its TLS
+/// files in `contexts/tls/<sha256>/docker/`; else the default socket.
+fn docker_endpoint() -> Result<Endpoint, String> {
     if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty()) {
-        return Ok((host, "DOCKER_HOST".into()));
+        return Ok(Endpoint {
+            host,
+            from: "DOCKER_HOST".into(),
+            tls: None,
+        });
     }
     let dir = docker_config_dir();
     let current = || {
@@ -37,16 +51,25 @@ fn docker_host() -> Result<(String, String), String> {
         .filter(|name| !name.is_empty())
         .or_else(current);
     let Some(name) = context.filter(|name| name != "default") else {
-        return Ok(("unix:///var/run/docker.sock".into(), "the default".into()));
+        return Ok(Endpoint {
+            host: "unix:///var/run/docker.sock".into(),
+            from: "the default".into(),
+            tls: None,
+        });
     };
     let hash = crate::digest::Digest::of(name.as_bytes()).hex();
-    let meta = dir.join("contexts/meta").join(hash).join("meta.json");
+    let meta = dir.join("contexts/meta").join(&hash).join("meta.json");
     let unusable = |why: String| format!("the docker context {name:?} cannot be used: {}: {why}", meta.display());
     let text = std::fs::read(&meta).map_err(|e| unusable(e.to_string()))?;
     let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| unusable(e.to_string()))?;
     let host = json["Endpoints"]["docker"]["Host"].as_str();
     let host = host.ok_or_else(|| unusable("it names no Docker endpoint".into()))?;
-    Ok((host.to_owned(), format!("the docker context {name:?}")))
+    let tls = dir.join("contexts/tls").join(&hash).join("docker");
+    Ok(Endpoint {
+        host: host.to_owned(),
+        from: format!("the docker context {name:?}"),
+        tls: tls.join("ca.pem").is_file().then_some(tls),
+    })
 }
 
 /// A local container engine.
@@ -111,20 +134,36 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
         .build()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let (host, from) = docker_host().map_err(fail)?;
+        let Endpoint { host, from, tls } = docker_endpoint().map_err(fail)?;
         let unreachable = |e: bollard::errors::Error| {
             let advice = unreachable_advice(&host);
             fail(format!(
                 "cannot reach the Docker engine at {host}, from {from} ({e}); {advice}"
             ))
         };
-        let docker = bollard::Docker::connect_with_host(&host)
+        let docker = connect(&host, tls.as_deref())
             .map_err(unreachable)?
             .negotiate_version()
             .await
             .map_err(unreachable)?;
         work(docker).await
     })
+}
+
+/// A client for the engine at `host`, with a context's TLS files when it has them (else
+/// bollard follows `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI does).
+fn connect(host: &str, tls: Option<&std::path::Path>) -> Result<bollard::Docker, bollard::errors::Error> {
+    match tls {
+        Some(files) => bollard::Docker::connect_with_ssl(
+            host,
+            &files.join("key.pem"),
+            &files.join("cert.pem"),
+            &files.join("ca.pem"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        ),
+        None => bollard::Docker::connect_with_host(host),
+    }
 }
 
 /// What to do when the engine at `host` does not answer. Over TCP, TLS is as the docker

@@ -347,6 +347,32 @@ fn load_docker_reaches_an_engine_over_tcp_with_tls_as_the_docker_cli_does() {
     let ran = ok(daemon.docker_cli("run --rm --network=none speck-tls:1"));
     assert_eq!(ran, "over tls\n");
 
+    // A docker context that carries the TLS files, as `docker context create` keeps them.
+    let config = daemon.dir.path().join("docker-config");
+    let client = daemon.dir.path().join("client");
+    let file = |name: &str| client.join(name).display().to_string();
+    ok(sh(&format!(
+        "docker --config {} context create speck-tls --docker host={},ca={},cert={},key={}",
+        config.display(),
+        daemon.host,
+        file("ca.pem"),
+        file("cert.pem"),
+        file("key.pem")
+    )));
+    let mut by_context = speck();
+    by_context
+        .env("DOCKER_CONFIG", &config)
+        .env("DOCKER_CONTEXT", "speck-tls");
+    by_context
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+    ok(by_context.args(["hello", "by context\n", "--load", "docker", "-t", "speck-tls:2"]));
+    assert_eq!(
+        ok(daemon.docker_cli("run --rm --network=none speck-tls:2")),
+        "by context\n"
+    );
+
     // Plain TCP (2375): this machine's engine, its socket served on a port by socat.
     let port = free_port();
     let mut socat = std::process::Command::new("socat")
