@@ -54,13 +54,17 @@ done"#
     }
 }
 
-/// A registry's directory in Docker's `certs.d`, removed when dropped.
+/// A registry's directory in a `certs.d` (Docker's, unless said), removed when dropped.
 struct CertsD(PathBuf);
 
 impl CertsD {
     fn new(registry: &str) -> Self {
-        let dir = Path::new("/etc/docker/certs.d").join(registry);
-        std::fs::create_dir_all(&dir).expect("root writes /etc/docker/certs.d");
+        Self::under("/etc/docker/certs.d", registry)
+    }
+
+    fn under(root: &str, registry: &str) -> Self {
+        let dir = Path::new(root).join(registry);
+        std::fs::create_dir_all(&dir).expect("root writes /etc/*/certs.d");
         Self(dir)
     }
 
@@ -157,6 +161,16 @@ fn a_registry_signed_by_a_ca_of_ones_own_is_trusted_through_certs_d_as_docker_tr
         "{pulled:?}"
     );
     assert_eq!(docker_runs(&by_certs_d), "trusted");
+    drop(certs);
+
+    // podman's own certs.d serves speck as it serves podman.
+    if engine("podman") {
+        let podman_certs = CertsD::under("/etc/containers/certs.d", &registry.addr);
+        podman_certs.add(&pki.path("ca.crt"), "ca.crt");
+        assert_eq!(pushed(push("trusted", &reference, &[])), by_bundle);
+        let _cleanup = Cleanup(vec![format!("podman rmi {by_bundle}")]);
+        assert_eq!(ok(sh(&format!("podman run --rm {by_bundle}"))), "trusted");
+    }
 }
 
 #[test]
