@@ -9,7 +9,7 @@
 use crate::image::Reference;
 use futures_util::StreamExt as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The docker CLI's settings directory: `$DOCKER_CONFIG`, else `~/.docker`.
@@ -41,22 +41,30 @@ fn docker_endpoint() -> Result<Endpoint, String> {
         });
     }
     let dir = docker_config_dir();
-    let current = || {
+    match current_context(&dir).filter(|name| name != "default") {
+        Some(name) => context_endpoint(&dir, &name),
+        None => Ok(Endpoint {
+            host: "unix:///var/run/docker.sock".into(),
+            from: "the default".into(),
+            tls: None,
+        }),
+    }
+}
+
+/// The context the docker CLI uses: `DOCKER_CONTEXT`, else `currentContext` in the
+/// `config.json` of its settings directory `dir`.
+fn current_context(dir: &Path) -> Option<String> {
+    let from_config = || {
         let config = std::fs::read(dir.join("config.json")).ok()?;
         let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
         config["currentContext"].as_str().map(str::to_owned)
     };
-    let context = std::env::var("DOCKER_CONTEXT")
-        .ok()
-        .filter(|name| !name.is_empty())
-        .or_else(current);
-    let Some(name) = context.filter(|name| name != "default") else {
-        return Ok(Endpoint {
-            host: "unix:///var/run/docker.sock".into(),
-            from: "the default".into(),
-            tls: None,
-        });
-    };
+    let from_env = std::env::var("DOCKER_CONTEXT").ok().filter(|name| !name.is_empty());
+    from_env.or_else(from_config)
+}
+
+/// The Docker endpoint of context `name`, as `docker context create` keeps it in `dir`.
+fn context_endpoint(dir: &Path, name: &str) -> Result<Endpoint, String> {
     let hash = crate::digest::Digest::of(name.as_bytes()).hex();
     let meta = dir.join("contexts/meta").join(&hash).join("meta.json");
     let unusable = |why: String| format!("the docker context {name:?} cannot be used: {}: {why}", meta.display());
@@ -152,7 +160,7 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
 
 /// A client for the engine at `host`, with a context's TLS files when it has them (else
 /// bollard follows `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI does).
-fn connect(host: &str, tls: Option<&std::path::Path>) -> Result<bollard::Docker, bollard::errors::Error> {
+fn connect(host: &str, tls: Option<&Path>) -> Result<bollard::Docker, bollard::errors::Error> {
     match tls {
         Some(files) => bollard::Docker::connect_with_ssl(
             host,
