@@ -434,6 +434,31 @@ fn the_emulator_entries_check_knows_are_the_ones_emulators_register() {
     }
 }
 
+/// A container that cannot be started gives 125, as `docker run` of an image it cannot
+/// find does, so that it is never taken for the program's own status: an unreadable
+/// image, and an image without the platform asked for.
+#[test]
+fn run_exits_125_when_it_cannot_start_the_container_as_docker_run_does() {
+    let dir = workdir();
+    let amd64_only = dir.path().join("amd64.tar");
+    ok(speck().args(["exit", "1", "-q", "-o"]).arg(&amd64_only));
+    let own_status = output(speck().arg("run").arg(&amd64_only));
+    assert_eq!(own_status.status.code(), Some(1), "the program's own status");
+    let missing = output(speck().arg("run").arg(dir.path().join("missing.tar")));
+    assert_eq!(missing.status.code(), Some(125), "{missing:?}");
+    assert!(text(&missing.stderr).contains("missing.tar"), "{missing:?}");
+    let platform = output(speck().args(["run", "--platform", "linux/arm64"]).arg(&amd64_only));
+    assert_eq!(platform.status.code(), Some(125), "{platform:?}");
+    assert!(
+        text(&platform.stderr).contains("no image for linux/arm64"),
+        "{platform:?}"
+    );
+    if engine("docker") {
+        let docker = output(sh(&format!("docker run --rm {}", unique("speck-no-such-image"))));
+        assert_eq!(docker.status.code(), Some(125), "{docker:?}");
+    }
+}
+
 /// A run that fails after unpacking (an unknown user) leaves nothing behind, also
 /// rootless, where the unpacked files belong to the image's mapped users.
 #[test]

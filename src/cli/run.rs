@@ -69,11 +69,19 @@ pub fn image_of(target: &Target, platform: Option<&Platform>) -> anyhow::Result<
     }
 }
 
-/// Runs the container and exits with its status.
+/// Runs the container and exits with its status; with 125, as `docker run` does, when
+/// it cannot start it (the image unreadable, no image for the platform, no engine), so a
+/// status of the program's own is never mistaken for speck's.
 pub fn run_run(args: RunArgs) -> anyhow::Result<()> {
-    let image = image_of(&args.target, args.platform.as_ref())?;
+    let before_start = |error: anyhow::Error| -> ! {
+        eprintln!("speck: error: {error:#}");
+        std::process::exit(speck::run::sandbox::SETUP_FAILED)
+    };
+    let image = image_of(&args.target, args.platform.as_ref()).unwrap_or_else(|e| before_start(e));
     let status = match args.engine {
-        Some(engine) => engine::run(engine, &image, &args.overrides(), args.net)?,
+        Some(engine) => {
+            engine::run(engine, &image, &args.overrides(), args.net).unwrap_or_else(|e| before_start(e.into()))
+        }
         None => {
             let options = RunOptions {
                 overrides: args.overrides(),
