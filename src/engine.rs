@@ -24,20 +24,24 @@ struct Endpoint {
     host: String,
     /// What said so, for messages.
     from: String,
-    /// A context's own TLS files (`ca.pem`, `cert.pem`, `key.pem`), if it has them.
+    /// The directory of the TLS files (`ca.pem`, `cert.pem`, `key.pem`), when TLS is
+    /// asked for: a context's own, or `DOCKER_CERT_PATH`'s with `DOCKER_TLS_VERIFY`.
     tls: Option<PathBuf>,
 }
 
-/// Where the docker CLI reaches the engine: `DOCKER_HOST`; else the Docker endpoint of
-/// the current context (`DOCKER_CONTEXT`, else `currentContext` in the CLI's
+/// Where the docker CLI reaches the engine: `DOCKER_HOST` (with TLS when
+/// `DOCKER_TLS_VERIFY` is set, from `DOCKER_CERT_PATH`, else the CLI's settings
+/// directory); else the Docker endpoint of the current context (`DOCKER_CONTEXT`, else `currentContext` in the CLI's
 /// `config.json`), kept in `contexts/meta/<sha256 of its name>/meta.json` with its TLS
 /// files in `contexts/tls/<sha256>/docker/`; else the default socket.
 fn docker_endpoint() -> Result<Endpoint, String> {
     if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty()) {
+        let verify = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+        let certs = || std::env::var_os("DOCKER_CERT_PATH").map_or_else(docker_config_dir, PathBuf::from);
         return Ok(Endpoint {
+            tls: (verify && !host.starts_with("unix://")).then(certs),
             host,
             from: "DOCKER_HOST".into(),
-            tls: None,
         });
     }
     let dir = docker_config_dir();
@@ -142,14 +146,15 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
         .build()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let Endpoint { host, from, tls } = docker_endpoint().map_err(fail)?;
+        let endpoint = docker_endpoint().map_err(fail)?;
         let unreachable = |e: bollard::errors::Error| {
-            let advice = unreachable_advice(&host);
+            let Endpoint { host, from, .. } = &endpoint;
+            let advice = unreachable_advice(&endpoint);
             fail(format!(
                 "cannot reach the Docker engine at {host}, from {from} ({e}); {advice}"
             ))
         };
-        let docker = connect(&host, tls.as_deref())
+        let docker = connect(&endpoint)
             .map_err(unreachable)?
             .negotiate_version()
             .await
@@ -158,36 +163,35 @@ fn with_docker<T>(work: impl AsyncFnOnce(bollard::Docker) -> Result<T, EngineErr
     })
 }
 
-/// A client for the engine at `host`, with a context's TLS files when it has them (else
-/// bollard follows `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI does).
-fn connect(host: &str, tls: Option<&Path>) -> Result<bollard::Docker, bollard::errors::Error> {
-    match tls {
+/// A client for `endpoint`: TLS with its files when it has them, else plain TCP or the
+/// Unix socket (bollard's own reading of the TLS variables is not used: a context's
+/// settings rule over them, as in the docker CLI).
+fn connect(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
+    let (host, version) = (endpoint.host.as_str(), bollard::API_DEFAULT_VERSION);
+    match &endpoint.tls {
         Some(files) => bollard::Docker::connect_with_ssl(
             host,
             &files.join("key.pem"),
             &files.join("cert.pem"),
             &files.join("ca.pem"),
             120,
-            bollard::API_DEFAULT_VERSION,
+            version,
         ),
+        None if host.starts_with("tcp://") => bollard::Docker::connect_with_http(host, 120, version),
         None => bollard::Docker::connect_with_host(host),
     }
 }
 
-/// What to do when the engine at `host` does not answer. Over TCP, TLS is as the docker
-/// CLI has it: `DOCKER_TLS_VERIFY` and the PEM files in `DOCKER_CERT_PATH`.
-fn unreachable_advice(host: &str) -> String {
-    if host.starts_with("unix://") {
-        return "start dockerd, or name the engine to use with DOCKER_HOST or a docker context".into();
-    }
-    match std::env::var_os("DOCKER_TLS_VERIFY").filter(|v| !v.is_empty()) {
-        Some(_) => {
-            let certs = std::env::var_os("DOCKER_CERT_PATH").map_or_else(docker_config_dir, PathBuf::from);
-            format!(
-                "check the engine's TLS files in {} (DOCKER_CERT_PATH): ca.pem signed the engine's certificate, cert.pem and key.pem are a client certificate the engine accepts",
-                certs.display()
-            )
+/// What to do when `endpoint` does not answer.
+fn unreachable_advice(endpoint: &Endpoint) -> String {
+    match &endpoint.tls {
+        _ if endpoint.host.starts_with("unix://") => {
+            "start dockerd, or name the engine to use with DOCKER_HOST or a docker context".into()
         }
+        Some(files) => format!(
+            "check the engine's TLS files in {}: ca.pem signed the engine's certificate, cert.pem and key.pem are a client certificate the engine accepts",
+            files.display()
+        ),
         None => "an engine that speaks TLS (port 2376, as docker:dind serves) needs DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem, as the docker CLI does".into(),
     }
 }

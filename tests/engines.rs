@@ -359,6 +359,20 @@ fn load_docker_reaches_an_engine_over_tcp_with_tls_as_the_docker_cli_does() {
         file("cert.pem"),
         file("key.pem")
     )));
+    // DOCKER_TLS_VERIFY without DOCKER_CERT_PATH: the files in the CLI's settings directory.
+    let mut by_config_dir = speck();
+    by_config_dir
+        .env("DOCKER_HOST", &daemon.host)
+        .env("DOCKER_TLS_VERIFY", "1");
+    by_config_dir
+        .env("DOCKER_CONFIG", &client)
+        .env_remove("DOCKER_CERT_PATH");
+    ok(by_config_dir.args(["hello", "by config dir\n", "--load", "docker", "-t", "speck-tls:3"]));
+    assert_eq!(
+        ok(daemon.docker_cli("run --rm --network=none speck-tls:3")),
+        "by config dir\n"
+    );
+
     let mut by_context = speck();
     by_context
         .env("DOCKER_CONFIG", &config)
