@@ -367,15 +367,8 @@ fn check_warns_of_a_program_hosts_of_other_architectures_cannot_emulate() {
     let packed = dir.path().join("packed.tar");
     ok(speck().args(["pack", "/bin/true", "-q", "-o"]).arg(&packed));
     let warns = |archive: &Path| {
-        let out = output(speck().args(["check", "--static", "--json"]).arg(archive));
-        assert_eq!(out.status.code(), Some(0), "{archive:?}: {out:?}");
-        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let warning = findings
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["check"] == "emulation")
-            .cloned();
+        let findings = check_json(&["--static"], archive, 0);
+        let warning = findings.into_iter().find(|f| f["check"] == "emulation");
         if let Some(w) = &warning {
             assert_eq!(w["verdict"], "warn", "{w}");
             assert!(w["fix"].as_str().unwrap().contains("--platform all"), "{w}");
@@ -596,15 +589,16 @@ fn signals_reach_pid_1_and_check_flags_a_pid_1_that_ignores_them() {
     let check = output(speck().arg("check").arg(&wrapped));
     assert!(check.status.success(), "{}", text(&check.stdout));
     assert!(text(&check.stdout).contains("pass  stops"), "{}", text(&check.stdout));
-    let json = ok(speck().args(["check", "--json"]).arg(&pause));
-    let findings: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let stops = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "stops")
-        .unwrap();
-    assert_eq!(stops["verdict"], "pass", "{json}");
+    let findings = check_json(&[], &pause, 0);
+    let stops = findings.iter().find(|f| f["check"] == "stops").unwrap();
+    assert_eq!(stops["verdict"], "pass", "{findings:?}");
+}
+
+/// `speck check ARGS --json IMAGE`, which must exit with `status`: its findings.
+fn check_json(args: &[&str], image: &Path, status: i32) -> Vec<serde_json::Value> {
+    let out = output(speck().arg("check").args(args).arg("--json").arg(image));
+    assert_eq!(out.status.code(), Some(status), "{image:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -738,18 +732,11 @@ fn check_names_what_stops_an_image_from_running_and_the_fix() {
     ];
     let with_docker = engine("docker");
     for (archive, check, says) in cases {
-        let out = output(speck().args(["check", "--json"]).arg(&archive));
-        assert_eq!(out.status.code(), Some(1), "{archive:?}: {out:?}");
-        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let failed = findings
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["verdict"] == "fail")
-            .unwrap();
-        assert_eq!(failed["check"], check, "{findings}");
-        assert!(failed["evidence"].as_str().unwrap().contains(says), "{findings}");
-        assert!(!failed["fix"].as_str().unwrap().is_empty(), "{findings}");
+        let findings = check_json(&[], &archive, 1);
+        let failed = findings.iter().find(|f| f["verdict"] == "fail").unwrap();
+        assert_eq!(failed["check"], check, "{findings:?}");
+        assert!(failed["evidence"].as_str().unwrap().contains(says), "{findings:?}");
+        assert!(!failed["fix"].as_str().unwrap().is_empty(), "{findings:?}");
         if with_docker {
             let ran = docker_runs(&archive);
             assert!(!ran.status.success(), "{check}: docker runs {archive:?}: {ran:?}");
