@@ -174,6 +174,17 @@ fn bad_config_values_name_the_value_and_the_form_expected() {
 }
 
 #[test]
+fn http_refuses_port_0_which_no_client_could_find() {
+    let out = output(speck().args(["http", "--port", "0", "-o", "/nonexistent/x.tar"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'0' for '--port") && stderr.contains("1..=65535"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_image_must_go_somewhere() {
     let out = output(speck().args(["hello", "hi"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -196,6 +207,21 @@ fn a_destination_in_a_missing_directory_is_named_with_the_directory() {
             missing.display()
         );
         assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!stderr.contains(".speck-"), "no temporary name in: {stderr}");
+    }
+}
+
+#[test]
+fn a_directory_that_takes_no_new_files_is_named_without_the_temporary_name() {
+    // procfs refuses every new name (ENOENT), for root too.
+    for format in ["docker", "oci"] {
+        let out = output(speck().args(["hello", "hi", "--format", format, "-o", "/proc/speck-out"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr.contains("cannot write /proc/speck-out: cannot create a file in /proc: No such file or directory"),
+            "{stderr}"
+        );
         assert!(!stderr.contains(".speck-"), "no temporary name in: {stderr}");
     }
 }

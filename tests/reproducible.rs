@@ -126,3 +126,31 @@ fn source_date_epoch_changes_only_the_timestamps() {
     assert!(differing.iter().all(|&i| (136..156).contains(&i)), "{differing:?}");
     assert_eq!(&l1[136..147], b"14524770400", "1700000000 in octal");
 }
+
+#[test]
+fn an_empty_source_date_epoch_counts_as_unset_and_a_malformed_one_is_refused_by_name() {
+    let dir = workdir();
+    let build = |name: &str, epoch: Option<&str>| {
+        let out = dir.path().join(name);
+        let mut command = speck();
+        command.args(["hello", "when\n", "-o"]).arg(&out);
+        match epoch {
+            Some(epoch) => command.env("SOURCE_DATE_EPOCH", epoch),
+            None => command.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        (output(command), out)
+    };
+    let (unset, unset_out) = build("unset.tar", None);
+    let (empty, empty_out) = build("empty.tar", Some(""));
+    assert!(unset.status.success() && empty.status.success(), "{empty:?}");
+    assert_eq!(files(&unset_out), files(&empty_out), "empty is the same as unset");
+
+    let (bad, bad_out) = build("bad.tar", Some("yesterday"));
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("\"yesterday\" is not whole seconds") && stderr.contains("SOURCE_DATE_EPOCH"),
+        "{stderr}"
+    );
+    assert!(!bad_out.exists(), "nothing written");
+}

@@ -166,8 +166,9 @@ struct InitArgs {
 
 #[derive(Args, Debug)]
 struct HttpArgs {
-    /// TCP port to listen on (all addresses).
-    #[arg(long, default_value_t = 8000)]
+    /// TCP port to listen on (all addresses). Not 0, which would listen on a port the
+    /// kernel picks and no client could know.
+    #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     /// HTTP status code of the response.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=999))]
@@ -386,9 +387,22 @@ struct OutputArgs {
     #[arg(long, conflicts_with = "output")]
     base64: bool,
     /// Time stamped on every file and on the config, in seconds since 1970-01-01 UTC.
-    /// Default 0 (1970-01-01T00:00:00Z), so that equal inputs give equal digests.
-    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0, value_name = "SECONDS")]
+    /// Default 0 (1970-01-01T00:00:00Z), so that equal inputs give equal digests. An
+    /// empty SOURCE_DATE_EPOCH counts as unset, as in ko and shell's `${VAR:-default}`.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0, value_name = "SECONDS", value_parser = epoch_seconds)]
     source_date_epoch: u64,
+}
+
+/// Parses `--source-date-epoch` or `SOURCE_DATE_EPOCH`: whole seconds, empty for the default.
+fn epoch_seconds(value: &str) -> Result<u64, String> {
+    if value.is_empty() {
+        return Ok(0);
+    }
+    value.parse().map_err(|_| {
+        format!(
+            "{value:?} is not whole seconds since 1970-01-01 UTC (SOURCE_DATE_EPOCH sets this when the flag is absent)"
+        )
+    })
 }
 
 /// One `--platform` value.

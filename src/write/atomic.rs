@@ -39,6 +39,18 @@ fn staging(mode: u32) -> tempfile::Builder<'static, 'static> {
     builder
 }
 
+/// tempfile's error for a name it could not create in `dir`, without the random name it
+/// tried (which never exists for the user to look at). tempfile keeps the OS error only
+/// in its text, as "ERROR at path NAME".
+fn cannot_create_in(dir: &Path, error: io::Error) -> io::Error {
+    let text = error.to_string();
+    let cause = text.split(" at path ").next().unwrap_or(&text);
+    io::Error::new(
+        error.kind(),
+        format!("cannot create a file in {}: {cause}", dir.display()),
+    )
+}
+
 /// The path a write to `dest` should land on: `dest` itself, or the end of its symlinks.
 fn through_symlinks(dest: &Path) -> io::Result<PathBuf> {
     let mut path = dest.to_path_buf();
@@ -67,7 +79,10 @@ pub fn replace_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
         Ok(meta) if !meta.is_file() => return std::fs::OpenOptions::new().write(true).open(dest)?.write_all(bytes),
         _ => {}
     }
-    let mut file = staging(0o666).tempfile_in(staging_dir(dest)?)?;
+    let dir = staging_dir(dest)?;
+    let mut file = staging(0o666)
+        .tempfile_in(&dir)
+        .map_err(|e| cannot_create_in(&dir, e))?;
     file.write_all(bytes)?;
     file.persist(dest).map_err(|e| e.error)?;
     Ok(())
@@ -87,13 +102,15 @@ pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> io::Result<()>) -> i
             ));
         }
     }
-    let staging = staging(0o777).tempdir_in(staging_dir(dest)?)?;
+    let dir = staging_dir(dest)?;
+    let staging = staging(0o777).tempdir_in(&dir).map_err(|e| cannot_create_in(&dir, e))?;
     fill(staging.path())?;
     if dest.exists() {
         // Swap: move the old layout aside, move the new one in, then delete the old one.
         let old = tempfile::Builder::new()
             .prefix(".speck-old-")
-            .tempdir_in(parent_of(dest))?;
+            .tempdir_in(&dir)
+            .map_err(|e| cannot_create_in(&dir, e))?;
         std::fs::rename(dest, old.path().join("layout"))?;
         std::fs::rename(staging.keep(), dest)?;
         drop(old);
