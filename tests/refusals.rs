@@ -227,6 +227,30 @@ fn a_directory_that_takes_no_new_files_is_named_without_the_temporary_name() {
 }
 
 #[test]
+fn a_missing_file_that_reads_as_an_image_reference_says_how_to_name_one() {
+    let dir = workdir();
+    for (target, hinted) in [
+        ("localhost:5000/app:1", true),
+        ("nginx", true),
+        ("out.tar", false),
+        ("./app:1", false),
+    ] {
+        let out = output(speck().arg("size").arg(target).current_dir(dir.path()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("cannot read {target}: No such file")),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.contains(&format!("registry:{target}, in an engine docker:{target}")),
+            hinted,
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_file_that_is_no_image_is_named_without_quoting_its_bytes() {
     let dir = workdir();
     let text = file(

@@ -198,6 +198,24 @@ fn pull_writes_any_format_and_refuses_a_tampered_blob_leaving_nothing() {
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().contains("pulled"))
     );
+
+    // A tag or digest the registry does not have is named as the image, not as a URL.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    for (missing, named) in [
+        (format!("{}/speck/hi:3", registry.addr), "tag"),
+        (format!("{}/speck/hi@{digest}", registry.addr), "digest"),
+    ] {
+        let failed = output(speck_in(dir.path()).args(["pull", &missing, "-q", "-o"]).arg(&out_file));
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert_eq!(failed.status.code(), Some(1), "{stderr}");
+        let expected = format!("{missing}: the registry has no such image (HTTP 404 Not Found: MANIFEST_UNKNOWN");
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(
+            stderr.contains(&format!("check the repository and the {named}")),
+            "{stderr}"
+        );
+        assert!(!out_file.exists());
+    }
 }
 
 #[test]

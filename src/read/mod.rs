@@ -166,7 +166,7 @@ fn read_with(target: &Target, with_entries: bool) -> Result<Read, ReadError> {
     match target {
         Target::Path(path) if path.is_dir() => read_dir(path, with_entries).map_err(fail),
         Target::Path(path) => {
-            let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
+            let bytes = std::fs::read(path).map_err(|e| fail(unreadable_path(path, e)))?;
             read_archive(bytes).map_err(fail)
         }
         Target::Docker(reference) => {
@@ -179,6 +179,22 @@ fn read_with(target: &Target, with_entries: bool) -> Result<Read, ReadError> {
         }
         Target::Registry(reference) => read_registry(reference, with_entries).map_err(fail),
     }
+}
+
+/// Why a path could not be read; for a missing one that reads as an image reference
+/// with a tag, a digest or no file extension (`alpine:3`, `nginx`, not `out.tar`), how
+/// to name an image in a registry or an engine instead.
+fn unreadable_path(path: &Path, error: std::io::Error) -> Problem {
+    let text = path.to_string_lossy();
+    let looks_like_reference = error.kind() == std::io::ErrorKind::NotFound
+        && text.parse::<crate::image::Reference>().is_ok()
+        && (text.contains([':', '@']) || !text.contains('.'));
+    if !looks_like_reference {
+        return error.into();
+    }
+    Problem::Other(format!(
+        "{error}; for an image in a registry write registry:{text}, in an engine docker:{text} or podman:{text}"
+    ))
 }
 
 /// Pulls every platform of a registry image, with every digest verified.

@@ -3,7 +3,7 @@
 //! streams in (an interrupted download resumes with a `Range` request), and each layer
 //! against the config's `rootfs.diff_ids`.
 
-use super::transport::{Failure, header, status_error};
+use super::transport::{Failure, error_message, header, status_error};
 use super::{Event, Observer, Outcome, RegistryError, Repository, parallel};
 use crate::digest::Digest;
 use crate::image::document::{Described, Document};
@@ -132,6 +132,14 @@ impl Repository {
             let mut reply = self
                 .transport
                 .attempt(&Method::GET, &url, &[("accept", &accept)], &[], None)?;
+            if reply.status() == 404 {
+                let named = if name.contains(':') { "digest" } else { "tag" };
+                let reason = format!(
+                    "the registry has no such image ({}); check the repository and the {named}",
+                    error_message(reply)
+                );
+                return Err(Failure::fatal(self.manifest_problem(name, &reason)));
+            }
             if reply.status() != 200 {
                 return Err(Failure::fatal(status_error(&what, reply)));
             }
@@ -172,9 +180,11 @@ impl Repository {
         Ok((blob, media_type, document))
     }
 
+    /// A problem with the manifest `name` (a tag, or a digest).
     fn manifest_problem(&self, name: &str, reason: &str) -> RegistryError {
+        let separator = if name.contains(':') { '@' } else { ':' };
         RegistryError::Manifest {
-            reference: format!("{}/{}:{name}", self.registry(), self.name),
+            reference: format!("{}/{}{separator}{name}", self.registry(), self.name),
             reason: reason.to_owned(),
         }
     }
