@@ -135,6 +135,41 @@ fn qemu_user_refuses_the_x86_layouts() {
     }
 }
 
+/// The init `speck pack --init` adds on amd64 is in the layout emulators accept: qemu-user
+/// (the emulator arm64 hosts run amd64 images with) runs it where it refuses the
+/// smallest, and it starts, forwards and reports as the smallest does.
+#[test]
+fn qemu_user_runs_the_init_pack_adds_on_amd64() {
+    if !engine("qemu-x86_64") {
+        return;
+    }
+    let smallest = install(&init::program(Arch::Amd64));
+    let refused = output(Command::new("qemu-x86_64").arg(&smallest.path).arg("/bin/true"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Invalid ELF image"),
+        "{refused:?}"
+    );
+    let conventional = install(&init::conventional_amd64());
+    let path = &conventional.path;
+    for emulated in [true, false] {
+        let status = |script: &str| {
+            let mut command = if emulated {
+                let mut qemu = Command::new("qemu-x86_64");
+                qemu.arg(path);
+                qemu
+            } else {
+                Command::new(path)
+            };
+            let out = output(command.args(["/bin/sh", "-c", script]));
+            (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code())
+        };
+        let started = status("echo started; exit 5");
+        assert_eq!(started, ("started\n".into(), Some(5)), "emulated: {emulated}");
+        let killed = status("kill -TERM $$");
+        assert_eq!(killed, (String::new(), Some(128 + 15)), "emulated: {emulated}");
+    }
+}
+
 #[test]
 fn programs_run_under_a_100_mb_address_space_limit() {
     for arch in runnable() {

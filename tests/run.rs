@@ -366,6 +366,10 @@ fn check_warns_of_a_program_hosts_of_other_architectures_cannot_emulate() {
     let i386 = image("386", hello::program(Arch::I386, b"hi", 0), "386");
     let packed = dir.path().join("packed.tar");
     ok(speck().args(["pack", "/bin/true", "-q", "-o"]).arg(&packed));
+    let with_init = dir.path().join("with-init.tar");
+    ok(speck()
+        .args(["pack", "/bin/true", "--init", "-q", "-o"])
+        .arg(&with_init));
     let warns = |archive: &Path| {
         let findings = check_json(&["--static"], archive, 0);
         let warning = findings.into_iter().find(|f| f["check"] == "emulation");
@@ -375,8 +379,10 @@ fn check_warns_of_a_program_hosts_of_other_architectures_cannot_emulate() {
         }
         warning.is_some()
     };
-    let verdicts: Vec<bool> = [&arm64, &unmatched, &amd64, &i386, &packed].map(|a| warns(a)).into();
-    assert_eq!(verdicts, [false, true, true, true, false]);
+    let verdicts: Vec<bool> = [&arm64, &unmatched, &amd64, &i386, &packed, &with_init]
+        .map(|a| warns(a))
+        .into();
+    assert_eq!(verdicts, [false, true, true, true, false, false]);
     if engine("arm64-emulation") && engine("docker") {
         let ran = docker_runs(&arm64);
         assert_eq!(text(&ran.stdout), "hi", "{ran:?}");

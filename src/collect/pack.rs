@@ -304,7 +304,12 @@ pub fn pack(request: PackRequest) -> Result<Packed, PackError> {
         if tree.origins.contains_key(INIT) {
             return Err(PackError::InitTaken);
         }
-        let init = Entry::file(INIT, 0o755, crate::forge::init::program(arch)).expect("a valid path");
+        // amd64's in the layout emulators accept, as arm64 hosts may run the image so.
+        let init_program = match arch {
+            crate::forge::Arch::Amd64 => crate::forge::init::conventional_amd64(),
+            arch => crate::forge::init::program(arch),
+        };
+        let init = Entry::file(INIT, 0o755, init_program).expect("a valid path");
         tree.push(init, Why::Option("--init"), None);
         config.entrypoint = Some([format!("/{INIT}")].into_iter().chain(program).collect());
     }

@@ -28,6 +28,10 @@
 //!   that writes first may start with the registers for it and a zero on the stack, set
 //!   by header bytes run as code (see [`ELF32_WRITING_LOAD`]).
 //!
+//! - **conventional amd64** (see [`conventional_amd64`]): the headers as a linker writes
+//!   them and the code after them, 120 bytes, for the init `speck pack --init` adds,
+//!   which must run where amd64 is emulated.
+//!
 //! Code comes in pieces (see [`in_pieces`]) that run through the fields no loader reads
 //! ([`Hole`]s), hole to hole, then on into the body: a short program adds nothing to the
 //! headers, a longer one saves what the holes hold. The file ends at its last byte that
@@ -639,18 +643,9 @@ const ELF64_HEADERS: usize = 64 + 56 - 8;
 
 /// The arm64 layout's headers, execution starting at [`ARM64_ENTRY`].
 fn arm64_headers() -> Vec<u8> {
-    let mut elf = Vec::with_capacity(ELF64_HEADERS);
-    // e_ident: magic, 64-bit, little-endian, version 1, System V, padding.
-    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    put(&mut elf, 2, 2); // e_type: ET_EXEC
-    put(&mut elf, 2, Arch::Arm64.elf_machine().into()); // e_machine
-    put(&mut elf, 4, 1); // e_version
-    put(&mut elf, 8, ARM64_LOAD_ADDRESS + ARM64_ENTRY as u64); // e_entry: ARM64_ENTRY_BRANCH
-    put(&mut elf, 8, 64 - 8); // e_phoff: the overlapping program header
-    put(&mut elf, 8, 0); // e_shoff: no section headers
-    put(&mut elf, 4, 0); // e_flags
-    put(&mut elf, 2, 64); // e_ehsize
-    put(&mut elf, 2, 56); // e_phentsize
+    let mut elf = elf64_header(Arch::Arm64, ARM64_LOAD_ADDRESS + ARM64_ENTRY as u64, 64 - 8);
+    // The program header overlaps the ELF header's last 8 bytes:
+    elf.truncate(64 - 8);
     put(&mut elf, 4, 1); // p_type = PT_LOAD  | e_phnum = 1, e_shentsize = 0
     put(&mut elf, 4, 5); // p_flags = R + X   | e_shnum = 5, e_shstrndx = 0
     // The file's first page at the load address, described from its second byte: mmap
@@ -665,6 +660,63 @@ fn arm64_headers() -> Vec<u8> {
     debug_assert_eq!(elf.len(), ELF64_HEADERS);
     elf64_sizes(&mut elf, ELF64_HEADERS);
     elf
+}
+
+/// A 64-bit little-endian ELF header for an executable of `arch` entered at `entry`,
+/// with one program header at `phoff` and no section headers: every field what it says.
+fn elf64_header(arch: Arch, entry: u64, phoff: u64) -> Vec<u8> {
+    let mut elf = Vec::with_capacity(64);
+    // e_ident: magic, 64-bit, little-endian, version 1, System V, padding.
+    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    put(&mut elf, 2, 2); // e_type: ET_EXEC
+    put(&mut elf, 2, arch.elf_machine().into()); // e_machine
+    put(&mut elf, 4, 1); // e_version
+    put(&mut elf, 8, entry); // e_entry
+    put(&mut elf, 8, phoff); // e_phoff
+    put(&mut elf, 8, 0); // e_shoff: no section headers
+    put(&mut elf, 4, 0); // e_flags
+    put(&mut elf, 2, 64); // e_ehsize
+    put(&mut elf, 2, 56); // e_phentsize
+    put(&mut elf, 2, 1); // e_phnum
+    put(&mut elf, 6, 0); // e_shentsize, e_shnum, e_shstrndx
+    elf
+}
+
+/// Where [`conventional_amd64`] maps the file: where linkers put x86-64 programs.
+const CONVENTIONAL_LOAD_ADDRESS: u64 = 0x40_0000;
+
+/// The ELF header and the program header, one after the other.
+const CONVENTIONAL_HEADERS: usize = 64 + 56;
+
+/// The address of the body of a program laid out by [`conventional_amd64`].
+pub const CONVENTIONAL_AMD64_BODY: u64 = CONVENTIONAL_LOAD_ADDRESS + CONVENTIONAL_HEADERS as u64;
+
+/// Lays out an amd64 executable as a linker would, with no tricks: the ELF header, the
+/// program header after it, then the pieces in order, then `data`. 120 bytes of headers
+/// where the smallest layout takes 72 and fills them with code, but `e_ident` holds what
+/// it says: the binfmt_misc entries of qemu-user and Rosetta (which
+/// `collect::executable::EMULATOR_ENTRIES` lists) match it, so arm64 hosts run the
+/// program under emulation, which they refuse for the smallest layout (code runs in
+/// `e_ident`).
+pub fn conventional_amd64(data: &[u8], pieces: &[Vec<u8>]) -> Placed {
+    let mut elf = elf64_header(Arch::Amd64, CONVENTIONAL_AMD64_BODY, 64);
+    let size = (CONVENTIONAL_HEADERS + pieces.iter().map(Vec::len).sum::<usize>() + data.len()) as u64;
+    put(&mut elf, 4, 1); // p_type: PT_LOAD
+    put(&mut elf, 4, 5); // p_flags: R + X
+    put(&mut elf, 8, 0); // p_offset
+    put(&mut elf, 8, CONVENTIONAL_LOAD_ADDRESS); // p_vaddr
+    put(&mut elf, 8, CONVENTIONAL_LOAD_ADDRESS); // p_paddr
+    put(&mut elf, 8, size); // p_filesz
+    put(&mut elf, 8, size); // p_memsz
+    put(&mut elf, 8, 0x1000); // p_align
+    let mut offsets = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        offsets.push(elf.len());
+        elf.extend_from_slice(piece);
+    }
+    let data_at = elf.len();
+    elf.extend_from_slice(data);
+    placed(elf, CONVENTIONAL_LOAD_ADDRESS, data_at, offsets)
 }
 
 /// Sets `p_filesz` and `p_memsz` to what follows `p_offset` (1) in the file: nothing
@@ -763,6 +815,26 @@ mod tests {
             80,
             "the headers end at 80"
         );
+    }
+
+    #[test]
+    fn the_conventional_amd64_layout_is_what_emulators_match_with_the_pieces_in_order() {
+        let code = pieces(Arch::Amd64, 5);
+        let placed = conventional_amd64(b"data", &code);
+        let elf = &placed.elf;
+        let view = kernel_elf::read(elf).unwrap();
+        let load = &view.segments[0];
+        assert_eq!((view.segments.len(), load.filesz, load.memsz), (1, 125 + 4, 125 + 4));
+        assert_eq!(view.entry, CONVENTIONAL_AMD64_BODY);
+        let starts: Vec<u64> = (0..5).map(|i| CONVENTIONAL_AMD64_BODY + i).collect();
+        assert_eq!(placed.pieces, starts);
+        assert_eq!(placed.data, CONVENTIONAL_AMD64_BODY + 5);
+        assert_eq!(&elf[120..], b"\x90\x90\x90\x90\x90data");
+        let (_, magic, mask) = crate::collect::executable::EMULATOR_ENTRIES
+            .iter()
+            .find(|(machine, ..)| *machine == Arch::Amd64.elf_machine())
+            .unwrap();
+        assert!((0..20).all(|i| elf[i] & mask[i] == magic[i] & mask[i]));
     }
 
     #[test]

@@ -33,18 +33,20 @@ const I386_PUSHED: i32 = 20;
 /// Status when the command cannot be executed (as shells report it).
 const NOT_EXECUTED: i32 = 127;
 
-/// A static init program for `arch`.
+/// A static init program for `arch`, in the smallest layout.
 pub fn program(arch: Arch) -> Vec<u8> {
     let routines = Routines::for_arch(arch);
     in_pieces(arch, &routines.code, elf::Ending::InCode, elf::Start::Zeroed, |place| {
-        let at = |offset: usize| place.data() + offset;
-        let (restorer, handler, child, failed) = (at(0), at(routines.handler), at(routines.child), at(routines.failed));
-        match arch {
-            Arch::Amd64 => amd64(place, restorer, handler, child, failed),
-            Arch::I386 => i386(place, restorer, handler, child, failed),
-            Arch::Arm64 => arm64(place, handler, child, failed),
-        }
+        routines.parent(arch, place)
     })
+}
+
+/// The amd64 init in the layout emulators accept (see [`elf::conventional_amd64`]), some
+/// 60 bytes larger: the one `speck pack --init` adds, so that arm64 hosts run the image
+/// under emulation as they run the program it starts.
+pub fn conventional_amd64() -> Vec<u8> {
+    let routines = Routines::amd64();
+    super::conventional_amd64(&routines.code, |place| routines.parent(Arch::Amd64, place))
 }
 
 /// The routines the parent reaches by address, position-independent, in the data: the
@@ -186,6 +188,17 @@ impl Routines {
             ; ret                             // x30: the kernel's rt_sigreturn
         );
         Self::done(ops.finalize(), handler, child, failed)
+    }
+
+    /// The parent's code in pieces: it reaches the routines where `place` put the data.
+    fn parent(&self, arch: Arch, place: &mut Place) -> Vec<Vec<u8>> {
+        let at = |offset: usize| place.data() + offset;
+        let (restorer, handler, child, failed) = (at(0), at(self.handler), at(self.child), at(self.failed));
+        match arch {
+            Arch::Amd64 => amd64(place, restorer, handler, child, failed),
+            Arch::I386 => i386(place, restorer, handler, child, failed),
+            Arch::Arm64 => arm64(place, handler, child, failed),
+        }
     }
 
     fn done<E: std::fmt::Debug>(code: Result<Vec<u8>, E>, handler: usize, child: usize, failed: usize) -> Self {

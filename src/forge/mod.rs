@@ -108,9 +108,7 @@ impl Place {
 }
 
 /// A program of `data` and code in pieces, which the layout spreads over the headers'
-/// holes (see [`elf::in_pieces`], which `ending` and `start` steer). `assemble` makes the
-/// pieces (see [`pieces!`]) twice: at provisional addresses, for their lengths, then at
-/// the addresses the layout chose.
+/// holes (see [`elf::in_pieces`], which `ending` and `start` steer).
 fn in_pieces(
     arch: Arch,
     data: &[u8],
@@ -118,12 +116,32 @@ fn in_pieces(
     start: elf::Start,
     assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>,
 ) -> Vec<u8> {
+    laid_out(elf::body_address(arch), assemble, |pieces| {
+        elf::in_pieces(arch, data, pieces, ending, start)
+    })
+}
+
+/// An amd64 program of `data` and code in pieces, in the layout emulators accept (see
+/// [`elf::conventional_amd64`]).
+fn conventional_amd64(data: &[u8], assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>) -> Vec<u8> {
+    laid_out(elf::CONVENTIONAL_AMD64_BODY, assemble, |pieces| {
+        elf::conventional_amd64(data, pieces)
+    })
+}
+
+/// `assemble` makes the pieces (see [`pieces!`]) twice: at provisional addresses (all
+/// at `body`), for their lengths, then at the addresses `lay_out` chose.
+fn laid_out(
+    body: u64,
+    assemble: impl Fn(&mut Place) -> Vec<Vec<u8>>,
+    lay_out: impl Fn(&[Vec<u8>]) -> elf::Placed,
+) -> Vec<u8> {
     let provisional = assemble(&mut Place {
-        data: elf::body_address(arch),
+        data: body,
         pieces: Vec::new(),
         next: 0,
     });
-    let placed = elf::in_pieces(arch, data, &provisional, ending, start);
+    let placed = lay_out(&provisional);
     let pieces = assemble(&mut Place {
         data: placed.data,
         pieces: placed.pieces,
@@ -135,7 +153,7 @@ fn in_pieces(
         lengths(&provisional),
         "a piece's length is the same anywhere"
     );
-    elf::in_pieces(arch, data, &pieces, ending, start).elf
+    lay_out(&pieces).elf
 }
 
 /// [`arm64_mov32`] as pieces, one per instruction, for the layout to spread.
